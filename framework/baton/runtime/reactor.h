@@ -1,0 +1,225 @@
+// Reactor: one io_uring per thread, driving baton coroutines.
+//
+// A Reactor is created on, and used only from, the thread that runs it (the
+// ring is SINGLE_ISSUER where the kernel allows). Each loop turn runs the
+// ready queue, then submits and waits with one syscall, then dispatches the
+// completions it reaped. Every in-flight kernel operation carries a pointer
+// to an Operation record (owned by the awaiting frame or the object that
+// issued it); the reactor calls that record's completion function for each
+// CQE. Records must outlive their final CQE: see stop.h for the cancellation
+// contract that guarantees it.
+//
+// Kernel features are probed once at creation, never assumed: setup flags are
+// retried without the newer ones, and multishot accept / multishot recv with
+// a provided-buffer ring are used only where a real probe succeeds (otherwise
+// the net layer falls back to single-shot operations). ReactorOptions can
+// switch features off, which is how the tests exercise the fallbacks.
+//
+//   auto reactor = Reactor::Create(ReactorOptions::FromEnv());
+//   int v = (*reactor)->BlockOn(SomeTask());   // or Run() until Stop()
+#ifndef BATON_RUNTIME_REACTOR_H_
+#define BATON_RUNTIME_REACTOR_H_
+
+#include <liburing.h>
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "baton/runtime/task.h"
+
+namespace baton {
+
+class BufferRing;
+
+struct ReactorOptions {
+  // Submission queue entries; the completion queue gets four times as many
+  // because multishot operations complete in bursts.
+  unsigned sq_entries = 2048;
+  // Provided-buffer ring shared by every connection of the reactor (power of
+  // two count). Exhaustion is back-pressure (-ENOBUFS), never an error.
+  unsigned buffer_count = 512;
+  unsigned buffer_size = 16 * 1024;
+
+  // Leave a feature unused even if the kernel has it.
+  bool disable_multishot_recv = false;
+  bool disable_multishot_accept = false;
+  bool disable_defer_taskrun = false;
+  bool disable_single_issuer = false;
+
+  // Reads BATON_DISABLE (comma-separated: multishot_recv, multishot_accept,
+  // defer_taskrun, single_issuer) on top of the defaults.
+  static ReactorOptions FromEnv();
+};
+
+// What this reactor's ring actually uses.
+struct ReactorFeatures {
+  unsigned setup_flags = 0;
+  bool multishot_accept = false;
+  bool multishot_recv = false;  // with a provided-buffer ring
+  bool nodrop = false;          // IORING_FEAT_NODROP
+  std::string ToString() const;
+};
+
+// The record a kernel operation points at. `complete` runs on the reactor
+// thread for every CQE of the operation (several for multishot ones).
+struct Operation {
+  using CompleteFn = void (*)(Operation* self, int32_t res, uint32_t flags);
+  explicit Operation(CompleteFn fn) : complete(fn) {}
+  CompleteFn complete;
+};
+
+// An Operation that forwards its completions to a member function of its
+// owner. The owner updates `owner` if it moves (only while nothing is in
+// flight).
+template <typename Owner, void (Owner::*kMethod)(int32_t, uint32_t)>
+struct MemberOperation : Operation {
+  explicit MemberOperation(Owner* o) : Operation(&Trampoline), owner(o) {}
+  static void Trampoline(Operation* op, int32_t res, uint32_t flags) {
+    auto* self = static_cast<MemberOperation*>(op);
+    (self->owner->*kMethod)(res, flags);
+  }
+  Owner* owner;
+};
+
+class Reactor {
+ public:
+  static absl::StatusOr<std::unique_ptr<Reactor>> Create(
+      const ReactorOptions& options = ReactorOptions::FromEnv());
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // The reactor whose loop runs on this thread (set by Create).
+  static Reactor* Current();
+
+  const ReactorFeatures& features() const { return features_; }
+  const ReactorOptions& options() const { return options_; }
+  BufferRing* buffer_ring() { return buffer_ring_.get(); }
+
+  // --- For awaitables and the net layer (reactor thread only). ---
+  // A free SQE whose user_data points at `op` (nullptr: completion ignored).
+  // Never null: a full SQ is submitted to make room.
+  io_uring_sqe* PrepareSqe(Operation* op);
+  // Asks the kernel to cancel `op` (by user_data) or every operation on `fd`.
+  // The targets still deliver their final CQE.
+  void CancelOperation(Operation* op);
+  void CancelFd(int fd);
+  // Resumes `h` on a later loop turn.
+  void Post(std::coroutine_handle<> h);
+  // Runs `fn` on a later loop turn; callable from any thread.
+  void Schedule(absl::AnyInvocable<void()> fn);
+
+  // Runs until Stop(). Stop() is callable from any thread.
+  void Run();
+  void Stop();
+
+  // Runs the loop until `task` finishes and returns its value. For tests,
+  // tools and main(); the task may spawn work that outlives it.
+  template <typename T>
+  T BlockOn(Task<T> task);
+
+  // Kernel operations in flight (submitted, final CQE not yet seen) that
+  // were issued with an Operation record. Zero when everything is joined.
+  int64_t inflight() const { return inflight_; }
+
+ private:
+  explicit Reactor(const ReactorOptions& options);
+  absl::Status Init();
+  void ProbeFeatures();
+  void RunReady();
+  void Reap();
+  void ArmWakeup();
+  void OnWakeup(int32_t res, uint32_t flags);
+  void Dispatch(const struct io_uring_cqe& cqe);
+  void StashCompletions();
+
+
+  ReactorOptions options_;
+  ReactorFeatures features_;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  std::unique_ptr<BufferRing> buffer_ring_;
+  std::deque<std::coroutine_handle<>> ready_;
+  std::vector<io_uring_cqe> stashed_;  // reaped while making SQ room, dispatched later
+  int64_t inflight_ = 0;
+
+  // Cross-thread wake-ups: an eventfd read kept armed on the ring.
+  int wake_fd_ = -1;
+  uint64_t wake_value_ = 0;
+  MemberOperation<Reactor, &Reactor::OnWakeup> wake_op_{this};
+  std::mutex remote_mu_;
+  std::vector<absl::AnyInvocable<void()>> remote_;
+  std::atomic<bool> stop_{false};
+};
+
+// `co_await Yield()` resumes the caller on the reactor's next loop turn.
+struct Yield {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    Reactor::Current()->Post(h);
+  }
+  void await_resume() const noexcept {}
+};
+
+namespace internal {
+
+// A self-destroying root coroutine owning its StopState: what Spawn and
+// BlockOn start. Started by posting its handle to a reactor.
+class RootTask {
+ public:
+  struct promise_type : PromiseBase {
+    promise_type() { set_stop_state(&stop); }
+    RootTask get_return_object() {
+      return RootTask{
+          std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() {}
+    StopState stop;
+  };
+  std::coroutine_handle<promise_type> handle;
+};
+
+template <typename T>
+RootTask BlockOnRoot(Task<T> task, std::optional<T>* out, Reactor* reactor) {
+  out->emplace(co_await std::move(task));
+  reactor->Stop();
+}
+
+inline RootTask BlockOnRoot(Task<void> task, std::optional<bool>* out,
+                            Reactor* reactor) {
+  co_await std::move(task);
+  out->emplace(true);
+  reactor->Stop();
+}
+
+}  // namespace internal
+
+template <typename T>
+T Reactor::BlockOn(Task<T> task) {
+  if constexpr (std::is_void_v<T>) {
+    std::optional<bool> done;
+    Post(internal::BlockOnRoot(std::move(task), &done, this).handle);
+    Run();
+    assert(done.has_value());
+  } else {
+    std::optional<T> result;
+    Post(internal::BlockOnRoot(std::move(task), &result, this).handle);
+    Run();
+    assert(result.has_value());
+    return std::move(*result);
+  }
+}
+
+}  // namespace baton
+
+#endif  // BATON_RUNTIME_REACTOR_H_

@@ -31,8 +31,8 @@ Task<absl::Status> SleepLong() { co_return co_await Sleep(absl::Seconds(30)); }
 TEST(Smoke, TimeoutCancelsSleep) {
   auto r = Reactor::Create();
   ASSERT_TRUE(r.ok());
-  absl::Status s = (*r)->BlockOn(
-      WithTimeout(SleepLong(), absl::Milliseconds(5)));
+  absl::Status s =
+      (*r)->BlockOn(WithTimeout(SleepLong(), absl::Milliseconds(5)));
   EXPECT_TRUE(absl::IsDeadlineExceeded(s)) << s;
   EXPECT_EQ((*r)->inflight(), 0);
 }

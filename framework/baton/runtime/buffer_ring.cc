@@ -61,8 +61,8 @@ BufferRing::~BufferRing() {
 }
 
 void BufferRing::Recycle(uint16_t bid) {
-  io_uring_buf_ring_add(ring_, buffers_.get() + size_t{bid} * size_, size_,
-                        bid, io_uring_buf_ring_mask(count_), 0);
+  io_uring_buf_ring_add(ring_, buffers_.get() + size_t{bid} * size_, size_, bid,
+                        io_uring_buf_ring_mask(count_), 0);
   io_uring_buf_ring_advance(ring_, 1);
 }
 

@@ -28,8 +28,10 @@ namespace baton {
 class BufferRing {
  public:
   // `count` must be a power of two (at most 32768).
-  static absl::StatusOr<std::unique_ptr<BufferRing>> Create(
-      io_uring* ring, uint16_t group_id, unsigned count, unsigned size);
+  static absl::StatusOr<std::unique_ptr<BufferRing>> Create(io_uring* ring,
+                                                            uint16_t group_id,
+                                                            unsigned count,
+                                                            unsigned size);
   ~BufferRing();
   BufferRing(const BufferRing&) = delete;
   BufferRing& operator=(const BufferRing&) = delete;

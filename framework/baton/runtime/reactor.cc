@@ -119,8 +119,8 @@ absl::Status Reactor::Init() {
   int ret = -EINVAL;
   for (unsigned drop : drops) {
     io_uring_params params{};
-    params.flags = (optional & ~drop) | IORING_SETUP_CQSIZE |
-                   IORING_SETUP_CLAMP;
+    params.flags =
+        (optional & ~drop) | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
     params.cq_entries = options_.sq_entries * 4;
     ret = io_uring_queue_init_params(options_.sq_entries, &ring_, &params);
     if (ret == 0) {
@@ -164,8 +164,7 @@ void Reactor::ProbeFeatures() {
         bind(fd, reinterpret_cast<sockaddr*>(&family), sizeof(family)) == 0 &&
         listen(fd, 1) == 0) {
       int res = ProbeOnce(&ring_, [fd](io_uring_sqe* sqe) {
-        io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr,
-                                       SOCK_CLOEXEC);
+        io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
       });
       features_.multishot_accept = res == -ECANCELED;
     }

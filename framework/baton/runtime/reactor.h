@@ -142,14 +142,14 @@ class Reactor {
   void Dispatch(const struct io_uring_cqe& cqe);
   void StashCompletions();
 
-
   ReactorOptions options_;
   ReactorFeatures features_;
   io_uring ring_{};
   bool ring_ready_ = false;
   std::unique_ptr<BufferRing> buffer_ring_;
   std::deque<std::coroutine_handle<>> ready_;
-  std::vector<io_uring_cqe> stashed_;  // reaped while making SQ room, dispatched later
+  std::vector<io_uring_cqe>
+      stashed_;  // reaped while making SQ room, dispatched later
   int64_t inflight_ = 0;
 
   // Cross-thread wake-ups: an eventfd read kept armed on the ring.
@@ -179,8 +179,7 @@ class RootTask {
   struct promise_type : PromiseBase {
     promise_type() { set_stop_state(&stop); }
     RootTask get_return_object() {
-      return RootTask{
-          std::coroutine_handle<promise_type>::from_promise(*this)};
+      return RootTask{std::coroutine_handle<promise_type>::from_promise(*this)};
     }
     std::suspend_never final_suspend() noexcept { return {}; }
     void return_void() {}

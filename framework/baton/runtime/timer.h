@@ -37,8 +37,7 @@ __kernel_timespec ToKernelTimespec(absl::Duration d);
 
 class [[nodiscard]] SleepAwaiter {
  public:
-  explicit SleepAwaiter(absl::Duration d)
-      : io_(Prep{ToKernelTimespec(d)}) {}
+  explicit SleepAwaiter(absl::Duration d) : io_(Prep{ToKernelTimespec(d)}) {}
   bool await_ready() noexcept { return false; }
   template <typename P>
   bool await_suspend(std::coroutine_handle<P> h) {
@@ -54,7 +53,9 @@ class [[nodiscard]] SleepAwaiter {
  private:
   struct Prep {
     __kernel_timespec ts;
-    void operator()(io_uring_sqe* sqe) { io_uring_prep_timeout(sqe, &ts, 0, 0); }
+    void operator()(io_uring_sqe* sqe) {
+      io_uring_prep_timeout(sqe, &ts, 0, 0);
+    }
   };
   IoAwaiter<Prep> io_;
 };
@@ -100,9 +101,9 @@ class Deadline : private Operation, private StopCallback {
 
 template <typename T>
 Task<T> WithTimeout(Task<T> task, absl::Duration timeout) {
-  static_assert(std::is_same_v<T, absl::Status> || requires(T t) {
-    t.status();
-  }, "WithTimeout needs a task returning absl::Status or absl::StatusOr");
+  static_assert(
+      std::is_same_v<T, absl::Status> || requires(T t) { t.status(); },
+      "WithTimeout needs a task returning absl::Status or absl::StatusOr");
   internal::Deadline deadline;
   deadline.Arm(co_await internal::CurrentStopState{}, timeout);
   T result = co_await std::move(task).AwaitWith(&deadline.inner);

@@ -109,6 +109,9 @@ class Connection {
 
   // --- Handoff and shutdown ---
   void Quiesce();
+  // Lets waits succeed again once the handler has returned (a closing
+  // connection still flushes its queued bytes).
+  void Unquiesce() { quiescing_ = false; }
   bool quiescing() const { return quiescing_; }
   Task<absl::StatusOr<DetachedConnection>> Detach();
   Task<void> Close();

@@ -138,7 +138,9 @@ absl::Status Reactor::Init() {
   }
   ring_ready_ = true;
 
-  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  // Blocking on purpose: io_uring honours O_NONBLOCK with -EAGAIN instead
+  // of waiting, which would turn the armed read into a busy loop.
+  wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) {
     return absl::ResourceExhaustedError(
         absl::StrCat("eventfd: ", strerror(errno)));

@@ -29,8 +29,20 @@ internal::RootTask TaskGroup::Run(TaskGroup* group, Task<void> task) {
   group->Unlink(&self);
 }
 
+Task<void> TaskGroup::Join() {
+  while (size_ != 0) co_await JoinAwaiter{this};
+}
+
+Task<absl::Status> TaskGroup::WaitEmpty() {
+  while (size_ != 0) {
+    if (absl::Status s = co_await empty_.Wait(); !s.ok()) co_return s;
+  }
+  co_return absl::OkStatus();
+}
+
 void TaskGroup::Link(Child* c) {
   ++size_;
+  empty_.Reset();
   c->next = head_;
   if (head_ != nullptr) head_->prev = c;
   head_ = c;
@@ -44,6 +56,7 @@ void TaskGroup::Unlink(Child* c) {
     std::vector<std::coroutine_handle<>> joiners;
     joiners.swap(joiners_);
     for (auto h : joiners) Reactor::Current()->Post(h);
+    empty_.Set();
   }
 }
 

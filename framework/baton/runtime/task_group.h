@@ -20,6 +20,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "baton/runtime/event.h"
 #include "baton/runtime/reactor.h"
 #include "baton/runtime/task.h"
 
@@ -36,21 +38,28 @@ class TaskGroup {
   void CancelAll();
   size_t size() const { return size_; }
 
-  struct [[nodiscard]] JoinAwaiter {
-    TaskGroup* group;
-    bool await_ready() const noexcept { return group->size_ == 0; }
-    void await_suspend(std::coroutine_handle<> h) {
-      group->joiners_.push_back(h);
-    }
-    void await_resume() const noexcept {}
-  };
-  JoinAwaiter Join() { return JoinAwaiter{this}; }
+  // Resumes once the group is empty at the moment the joiner runs (a child
+  // spawned after the last one ended is waited for too).
+  Task<void> Join();
+
+  // Like Join() but ends early with absl::CancelledError when the waiting
+  // chain is stopped (the children keep running): for bounded waits such as
+  // WithTimeout(group.WaitEmpty(), grace).
+  Task<absl::Status> WaitEmpty();
 
  private:
   struct Child {
     StopState* stop;
     Child* prev = nullptr;
     Child* next = nullptr;
+  };
+  struct JoinAwaiter {
+    TaskGroup* group;
+    bool await_ready() const noexcept { return group->size_ == 0; }
+    void await_suspend(std::coroutine_handle<> h) {
+      group->joiners_.push_back(h);
+    }
+    void await_resume() const noexcept {}
   };
   static internal::RootTask Run(TaskGroup* group, Task<void> task);
   void Link(Child* c);
@@ -59,6 +68,7 @@ class TaskGroup {
   Child* head_ = nullptr;
   size_t size_ = 0;
   std::vector<std::coroutine_handle<>> joiners_;
+  Event empty_;  // set while size_ == 0, for WaitEmpty
 };
 
 }  // namespace baton

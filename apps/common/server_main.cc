@@ -1,0 +1,102 @@
+#include "common/server_main.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "baton/runtime/log.h"
+#include "baton/runtime/reactor.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:0",
+          "HOST:PORT or [V6]:PORT to listen on; port 0 picks a free port");
+ABSL_FLAG(int, threads, 0, "reactor threads; 0 means one per core");
+ABSL_FLAG(std::string, pid_file, "",
+          "file to hold the serving process id (rewritten after a handoff)");
+ABSL_FLAG(absl::Duration, handoff_ready_timeout, absl::Seconds(10),
+          "how long a new process may take to report READY before rollback");
+ABSL_FLAG(absl::Duration, handoff_grace, absl::Seconds(1),
+          "how long busy handlers get to reach a wait before they are "
+          "cancelled during a handoff or stop");
+ABSL_FLAG(absl::Duration, handoff_ack_timeout, absl::Seconds(10),
+          "how long the new process may take to acknowledge a batch");
+
+namespace baton::app {
+namespace {
+
+std::vector<std::string> g_argv;
+const handoff::Supervisor* g_supervisor = nullptr;
+
+std::string SelfExecutable() {
+  char path[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return g_argv.empty() ? "" : g_argv[0];
+  return std::string(path, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+void ParseFlags(int argc, char** argv, const char* usage) {
+  g_argv.assign(argv, argv + argc);
+  // absl spells flags with '_'; accept the '-' spelling users type.
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& a = args[i];
+    if (a.rfind("--", 0) != 0) continue;
+    size_t end = a.find('=');
+    if (end == std::string::npos) end = a.size();
+    for (size_t j = 2; j < end; ++j) {
+      if (a[j] == '-') a[j] = '_';
+    }
+  }
+  std::vector<char*> normalized;
+  for (auto& a : args) normalized.push_back(a.data());
+  absl::SetProgramUsageMessage(usage);
+  absl::ParseCommandLine(static_cast<int>(normalized.size()),
+                         normalized.data());
+}
+
+const handoff::Supervisor* CurrentSupervisor() { return g_supervisor; }
+
+int RunServer(ConnectionHandler handler, handoff::AppHooks hooks) {
+  absl::StatusOr<Address> address = Address::Parse(absl::GetFlag(FLAGS_listen));
+  if (!address.ok()) {
+    Log("--listen: %s", address.status().ToString());
+    return 2;
+  }
+  ServerOptions options;
+  options.address = *address;
+  options.threads = absl::GetFlag(FLAGS_threads);
+  if (options.threads <= 0) {
+    options.threads = static_cast<int>(std::thread::hardware_concurrency());
+  }
+  options.reactor = ReactorOptions::FromEnv();
+  absl::StatusOr<std::unique_ptr<Reactor>> reactor =
+      Reactor::Create(options.reactor);
+  if (!reactor.ok()) {
+    Log("%s", reactor.status().ToString());
+    return 1;
+  }
+  handoff::SupervisorOptions sup;
+  sup.pid_file = absl::GetFlag(FLAGS_pid_file);
+  sup.ready_timeout = absl::GetFlag(FLAGS_handoff_ready_timeout);
+  sup.grace = absl::GetFlag(FLAGS_handoff_grace);
+  sup.ack_timeout = absl::GetFlag(FLAGS_handoff_ack_timeout);
+  sup.executable = SelfExecutable();
+  sup.argv = g_argv;
+
+  Server server(options, std::move(handler));
+  handoff::Supervisor supervisor(server, std::move(sup), std::move(hooks));
+  g_supervisor = &supervisor;
+  int code = (*reactor)->BlockOn(supervisor.Run());
+  g_supervisor = nullptr;
+  return code;
+}
+
+}  // namespace baton::app

@@ -1,0 +1,35 @@
+// The command line and life cycle every baton app shares.
+//
+//   --listen HOST:PORT   address to serve (port 0: any; printed on stdout)
+//   --threads N          reactors, one thread each (default: all cores)
+//   --pid-file PATH      written atomically by whichever process serves
+//   --handoff_ready_timeout, --handoff_grace, --handoff_ack_timeout
+// Flag names accept '-' or '_'. SIGUSR2 hands the server over to a fresh
+// process of the same binary (see baton/handoff/supervisor.h); SIGTERM and
+// SIGINT stop it gracefully.
+//
+//   int main(int argc, char** argv) {
+//     baton::app::ParseFlags(argc, argv, "baton-echo: echoes bytes");
+//     return baton::app::RunServer(EchoHandler);
+//   }
+#ifndef APPS_COMMON_SERVER_MAIN_H_
+#define APPS_COMMON_SERVER_MAIN_H_
+
+#include "baton/handoff/supervisor.h"
+#include "baton/net/server.h"
+
+namespace baton::app {
+
+// Parses every registered flag (the app's own too); exits on --help or a
+// bad flag.
+void ParseFlags(int argc, char** argv, const char* usage);
+
+// Serves until stopped or handed over; returns the exit code.
+int RunServer(ConnectionHandler handler, handoff::AppHooks hooks = {});
+
+// For handlers that report statistics: the supervisor of this process.
+const handoff::Supervisor* CurrentSupervisor();
+
+}  // namespace baton::app
+
+#endif  // APPS_COMMON_SERVER_MAIN_H_

@@ -1,0 +1,531 @@
+#include "baton/handoff/supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "baton/handoff/fault.h"
+#include "baton/handoff/wire.h"
+#include "baton/runtime/log.h"
+#include "baton/runtime/timer.h"
+
+extern char** environ;
+
+namespace baton::handoff {
+namespace {
+
+double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
+
+Message Make(MessageType type, std::string body = {},
+             std::vector<int> fds = {}) {
+  Message m;
+  m.type = type;
+  m.body = std::move(body);
+  m.fds = std::move(fds);  // sent, not given away: the sender still owns them
+  return m;
+}
+
+// Receives the next message, which must be `type`: an ABORT or anything
+// else is an error naming what was expected.
+Task<absl::StatusOr<Message>> Expect(Channel& channel, MessageType type,
+                                     absl::Duration timeout) {
+  absl::StatusOr<Message> m = co_await WithTimeout(channel.Receive(), timeout);
+  if (!m.ok()) {
+    co_return absl::Status(
+        m.status().code(),
+        absl::StrFormat("waiting for %s: %s", MessageTypeName(type),
+                        std::string(m.status().message())));
+  }
+  if (m->type == MessageType::kAbort) {
+    CloseAll(m->fds);
+    co_return absl::AbortedError(
+        absl::StrCat("the other process aborted the handoff: ", m->body));
+  }
+  if (m->type != type) {
+    CloseAll(m->fds);
+    co_return absl::DataLossError(absl::StrFormat("expected handoff %s, got %s",
+                                                  MessageTypeName(type),
+                                                  MessageTypeName(m->type)));
+  }
+  co_return m;
+}
+
+absl::StatusOr<pid_t> SpawnChild(const SupervisorOptions& options,
+                                 int channel_fd, const std::string& fault) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    absl::string_view kv(*e);
+    if (absl::StartsWith(kv, absl::StrCat(kChannelEnv, "=")) ||
+        absl::StartsWith(kv, absl::StrCat(kFaultEnv, "="))) {
+      continue;
+    }
+    env.emplace_back(kv);
+  }
+  env.push_back(absl::StrCat(kChannelEnv, "=", channel_fd));
+  if (!fault.empty()) env.push_back(absl::StrCat(kFaultEnv, "=", fault));
+  std::vector<char*> envp, argv;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = options.argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  // dup2 onto itself clears FD_CLOEXEC in the child only: the channel is the
+  // one descriptor the new process inherits on purpose.
+  posix_spawn_file_actions_adddup2(&actions, channel_fd, channel_fd);
+  pid_t pid = -1;
+  int err = posix_spawn(&pid, options.executable.c_str(), &actions, nullptr,
+                        argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) {
+    return absl::ErrnoToStatus(
+        err, absl::StrCat("starting the new process ", options.executable));
+  }
+  return pid;
+}
+
+absl::StatusOr<int> WriteSealedMemfd(const std::string& bytes) {
+  int fd =
+      memfd_create("baton-handoff-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "memfd_create");
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      close(fd);
+      return absl::ErrnoToStatus(err, "writing the handoff snapshot");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fcntl(fd, F_ADD_SEALS,
+            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    int err = errno;
+    close(fd);
+    return absl::ErrnoToStatus(err, "sealing the handoff snapshot");
+  }
+  return fd;
+}
+
+absl::StatusOr<std::string> ReadSealedMemfd(int fd) {
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || !(seals & F_SEAL_WRITE) || !(seals & F_SEAL_SHRINK)) {
+    return absl::FailedPreconditionError(
+        "the handoff snapshot memfd is not sealed against writes");
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) return absl::ErrnoToStatus(errno, "fstat(memfd)");
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = pread(fd, bytes.data() + done, bytes.size() - done,
+                      static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return absl::ErrnoToStatus(errno, "reading the snapshot");
+    done += static_cast<size_t>(n);
+  }
+  return bytes;
+}
+
+}  // namespace
+
+// The started process, killed and reaped unless the handoff committed.
+struct Supervisor::Child {
+  pid_t pid = -1;
+  bool committed = false;
+  bool reaped = false;
+  int wait_status = 0;
+
+  // What became of the child, for error messages.
+  std::string Describe() {
+    if (!reaped && waitpid(pid, &wait_status, WNOHANG) == pid) reaped = true;
+    if (!reaped) return absl::StrFormat("child pid %d is still running", pid);
+    if (WIFEXITED(wait_status)) {
+      return absl::StrFormat("child pid %d exited with status %d", pid,
+                             WEXITSTATUS(wait_status));
+    }
+    if (WIFSIGNALED(wait_status)) {
+      return absl::StrFormat("child pid %d was killed by signal %d", pid,
+                             WTERMSIG(wait_status));
+    }
+    return absl::StrFormat("child pid %d ended", pid);
+  }
+  void Kill() {
+    if (committed || reaped || pid <= 0) return;
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
+    }
+    reaped = true;
+  }
+  ~Child() { Kill(); }
+};
+
+Supervisor::Supervisor(Server& server, SupervisorOptions options,
+                       AppHooks hooks)
+    : server_(server), options_(std::move(options)), hooks_(std::move(hooks)) {}
+
+Supervisor::~Supervisor() = default;
+
+absl::Status Supervisor::WritePidFile() {
+  if (options_.pid_file.empty()) return absl::OkStatus();
+  std::string tmp = absl::StrCat(options_.pid_file, ".tmp.", getpid());
+  int fd = open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", tmp));
+  std::string text = absl::StrCat(getpid(), "\n");
+  bool ok =
+      write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  if (!ok || rename(tmp.c_str(), options_.pid_file.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return absl::ErrnoToStatus(errno,
+                               absl::StrCat("writing ", options_.pid_file));
+  }
+  return absl::OkStatus();
+}
+
+Task<int> Supervisor::Run() {
+  Fault::Load();
+  auto signals = SignalReader::Create({SIGUSR2, SIGTERM, SIGINT});
+  if (!signals.ok()) {
+    Log("%s", signals.status().ToString());
+    co_return 1;
+  }
+  signals_ = *std::move(signals);
+
+  const bool child = getenv(kChannelEnv) != nullptr;
+  std::vector<int> inherited;
+  if (child) {
+    if (absl::Status s = co_await Inherit(&inherited); !s.ok()) {
+      Log("handoff: cannot take over: %s", s.ToString());
+      co_return 1;
+    }
+  }
+  if (absl::Status s = server_.Open(inherited); !s.ok()) {
+    Log("%s", s.ToString());
+    if (inherited_)
+      co_await inherited_->Send(Make(MessageType::kAbort, s.ToString()));
+    co_return 1;
+  }
+  if (absl::Status s = co_await server_.Start(/*accepting=*/!child); !s.ok()) {
+    Log("%s", s.ToString());
+    co_return 1;
+  }
+  std::printf("listening on %s\n", server_.address().ToString().c_str());
+  std::fflush(stdout);
+
+  if (child) {
+    if (absl::Status s = co_await FinishInheriting(); !s.ok()) {
+      Log("handoff: taking over failed, exiting (the old process keeps "
+          "serving): %s",
+          s.ToString());
+      co_await server_.Shutdown(absl::ZeroDuration());
+      co_return 1;
+    }
+  }
+  if (absl::Status s = WritePidFile(); !s.ok()) Log("%s", s.ToString());
+
+  signal_loop_.Spawn(SignalLoop());
+  co_await signal_loop_.Join();
+  co_await handoffs_.Join();
+  if (handed_off_) co_return 0;
+  Log("stopping: %d connections", static_cast<int>(server_.connection_count()));
+  co_await server_.Shutdown(options_.grace);
+  co_return 0;
+}
+
+Task<void> Supervisor::SignalLoop() {
+  while (true) {
+    absl::StatusOr<int> signo = co_await signals_->Next();
+    if (!signo.ok()) co_return;  // cancelled: handed off or stopping
+    if (*signo == SIGUSR2) {
+      RequestHandoff();
+    } else if (handoff_running_) {
+      stop_requested_ = true;
+      Log("signal %d during a handoff: stopping once it ends", *signo);
+    } else {
+      co_return;
+    }
+  }
+}
+
+void Supervisor::RequestHandoff() {
+  if (handoff_running_) {
+    Log("SIGUSR2 ignored: a handoff is already in progress");
+    return;
+  }
+  handoff_running_ = true;
+  handoffs_.Spawn(RunHandoff());
+}
+
+void Supervisor::RequestStop() {
+  stop_requested_ = true;
+  if (!handoff_running_) signal_loop_.CancelAll();
+}
+
+Task<void> Supervisor::RunHandoff() {
+  absl::Status s = co_await Handoff();
+  handoff_running_ = false;
+  if (s.ok()) handed_off_ = true;
+  if (s.ok() || stop_requested_) signal_loop_.CancelAll();
+}
+
+Task<absl::Status> Supervisor::Handoff() {
+  absl::StatusOr<ChannelPair> pair = CreateChannelPair();
+  if (!pair.ok()) {
+    Log("handoff failed, still serving: %s", pair.status().ToString());
+    co_return pair.status();
+  }
+  std::string fault = Fault::TakeForChild();
+  absl::StatusOr<pid_t> pid = SpawnChild(options_, pair->child_fd, fault);
+  close(pair->child_fd);
+  if (!pid.ok()) {
+    Log("handoff failed, still serving: %s", pid.status().ToString());
+    co_return pid.status();
+  }
+  Child child{.pid = *pid};
+  std::vector<DetachedConnection> frozen;
+  bool is_frozen = false;
+  absl::Status s = co_await Transfer(pair->parent, child, &frozen, &is_frozen);
+  if (s.ok()) {
+    child.committed = true;
+    co_return s;
+  }
+  // Rollback: tell the child (it may be gone), make sure it is, and serve
+  // every connection here again, bytes and all.
+  (void)co_await pair->parent.Send(Make(MessageType::kAbort, s.ToString()));
+  child.Kill();
+  size_t resumed = frozen.size();
+  if (is_frozen) co_await server_.Resume(std::move(frozen));
+  Log("handoff to pid %d failed (%s): %s; rolled back, this process keeps "
+      "serving%s",
+      *pid, child.Describe(), s.ToString(),
+      is_frozen ? absl::StrFormat(" (%d connections resumed)", resumed) : "");
+  co_return s;
+}
+
+Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
+                                        std::vector<DetachedConnection>* frozen,
+                                        bool* is_frozen) {
+  const absl::Time t_start = absl::Now();
+  Fault::Hit(Side::kParent, "after_spawn");
+  absl::StatusOr<Message> hello =
+      co_await Expect(channel, MessageType::kHello, options_.ready_timeout);
+  if (!hello.ok()) co_return hello.status();
+
+  std::vector<int> listeners = server_.listener_fds();
+  absl::Status s = co_await channel.Send(
+      Make(MessageType::kListeners,
+           EncodeU32s(static_cast<uint32_t>(listeners.size())), listeners));
+  if (!s.ok()) co_return s;
+  Fault::Hit(Side::kParent, "after_listeners");
+  absl::StatusOr<Message> ready =
+      co_await Expect(channel, MessageType::kReady, options_.ready_timeout);
+  if (!ready.ok()) co_return ready.status();
+  const absl::Time t_ready = absl::Now();
+
+  // From here on no byte of any connection is read by this process.
+  FrozenConnections f = co_await server_.Freeze(options_.grace);
+  *frozen = std::move(f.connections);
+  *is_frozen = true;
+  const absl::Time t_frozen = absl::Now();
+  Fault::Hit(Side::kParent, "after_freeze");
+
+  Snapshot snapshot;
+  if (hooks_.save_state) {
+    absl::StatusOr<std::string> state = hooks_.save_state();
+    if (!state.ok()) co_return state.status();
+    snapshot.app_state = *std::move(state);
+  }
+  snapshot.connections.swap(*frozen);
+  std::string bytes = EncodeSnapshot(snapshot, channel.version());
+  snapshot.connections.swap(*frozen);
+  absl::StatusOr<int> memfd = WriteSealedMemfd(bytes);
+  if (!memfd.ok()) co_return memfd.status();
+  const auto count = static_cast<uint32_t>(frozen->size());
+  s = co_await channel.Send(
+      Make(MessageType::kState,
+           EncodeU32s(count, static_cast<uint32_t>(stats_.restarts + 1)),
+           std::vector<int>(1, *memfd)));
+  close(*memfd);
+  if (!s.ok()) co_return s;
+  Fault::Hit(Side::kParent, "after_state");
+
+  for (uint32_t first = 0;; first += kMaxFds) {
+    uint32_t n = std::min<uint32_t>(kMaxFds, count - first);
+    std::vector<int> fds;
+    for (uint32_t i = first; i < first + n; ++i) fds.push_back((*frozen)[i].fd);
+    s = co_await channel.Send(
+        Make(MessageType::kConnections, EncodeU32s(first, n), fds));
+    if (!s.ok()) co_return s;
+    absl::StatusOr<Message> ack =
+        co_await Expect(channel, MessageType::kAck, options_.ack_timeout);
+    if (!ack.ok()) co_return ack.status();
+    absl::StatusOr<std::vector<uint32_t>> adopted = DecodeU32s(ack->body, 1);
+    if (!adopted.ok()) co_return adopted.status();
+    if ((*adopted)[0] != first + n) {
+      co_return absl::DataLossError(
+          absl::StrFormat("child acknowledged %d connections, %d were sent",
+                          (*adopted)[0], first + n));
+    }
+    if (first + n >= count) break;
+    Fault::Hit(Side::kParent, "after_batch");
+  }
+  Fault::Hit(Side::kParent, "before_commit");
+
+  // Commit: the child owns everything now. close(), never shutdown(): the
+  // sockets live on in the child.
+  HandoffStats stats;
+  stats.restarts = stats_.restarts + 1;
+  stats.connections = frozen->size();
+  stats.listeners = listeners.size();
+  stats.app_state_bytes = snapshot.app_state.size();
+  size_t with_unread = 0;
+  for (DetachedConnection& c : *frozen) {
+    stats.inbound_bytes += c.inbound.size();
+    stats.outbound_bytes += c.outbound.size();
+    if (!c.inbound.empty()) ++with_unread;
+    close(c.fd);
+  }
+  frozen->clear();
+  co_await server_.Abandon();
+  stats_ = stats;
+  const absl::Time t_end = absl::Now();
+  Log("handoff to pid %d complete: %d connections (%d with unread bytes), "
+      "%d inbound bytes, %d outbound bytes, %d listeners, app state %d bytes; "
+      "ready %.2f ms, freeze %.2f ms, transfer %.2f ms, paused %.2f ms, total "
+      "%.2f ms",
+      child.pid, stats.connections, with_unread, stats.inbound_bytes,
+      stats.outbound_bytes, stats.listeners, stats.app_state_bytes,
+      Ms(t_ready - t_start), Ms(t_frozen - t_ready), Ms(t_end - t_frozen),
+      Ms(t_end - t_ready), Ms(t_end - t_start));
+  co_return absl::OkStatus();
+}
+
+Task<absl::Status> Supervisor::Inherit(std::vector<int>* listener_fds) {
+  const char* env = getenv(kChannelEnv);
+  int fd = -1;
+  if (!absl::SimpleAtoi(env, &fd) || fcntl(fd, F_GETFD) < 0) {
+    co_return absl::InvalidArgumentError(absl::StrFormat(
+        "%s=%s does not name an open descriptor", kChannelEnv, env));
+  }
+  unsetenv(kChannelEnv);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);  // not to be inherited any further
+  const uint32_t version = Fault::Take(Side::kChild, "wire_version")
+                               ? kWireVersion + 1
+                               : kWireVersion;
+  inherited_ = std::make_unique<Channel>(fd, version);
+  absl::Status s = co_await inherited_->Send(
+      Make(MessageType::kHello, EncodeU32s(static_cast<uint32_t>(getpid()))));
+  if (!s.ok()) co_return s;
+  Fault::Hit(Side::kChild, "after_hello");
+  absl::StatusOr<Message> m = co_await Expect(
+      *inherited_, MessageType::kListeners, options_.ready_timeout);
+  if (!m.ok()) co_return m.status();
+  *listener_fds = std::move(m->fds);
+  Fault::Hit(Side::kChild, "after_listeners");
+  co_return absl::OkStatus();
+}
+
+Task<absl::Status> Supervisor::FinishInheriting() {
+  const absl::Time t_start = absl::Now();
+  Channel& channel = *inherited_;
+  Fault::Hit(Side::kChild, "hang_before_ready");
+  absl::Status s = co_await channel.Send(Make(MessageType::kReady));
+  if (!s.ok()) co_return s;
+  Fault::Hit(Side::kChild, "after_ready");
+
+  // The parent freezes (up to its grace period) before it sends the state.
+  absl::StatusOr<Message> state = co_await Expect(
+      channel, MessageType::kState, options_.grace + options_.ack_timeout);
+  if (!state.ok()) co_return state.status();
+  absl::StatusOr<std::vector<uint32_t>> header = DecodeU32s(state->body, 2);
+  if (!header.ok() || state->fds.size() != 1) {
+    CloseAll(state->fds);
+    co_return absl::DataLossError("malformed handoff STATE message");
+  }
+  absl::StatusOr<std::string> bytes = ReadSealedMemfd(state->fds[0]);
+  CloseAll(state->fds);
+  absl::StatusOr<Snapshot> snapshot =
+      bytes.ok() ? DecodeSnapshot(*bytes, channel.version())
+                 : absl::StatusOr<Snapshot>(bytes.status());
+  if (snapshot.ok() && snapshot->connections.size() != (*header)[0]) {
+    snapshot = absl::DataLossError("snapshot and STATE disagree on count");
+  }
+  if (snapshot.ok() && hooks_.restore_state) {
+    if (absl::Status r = hooks_.restore_state(snapshot->app_state); !r.ok()) {
+      snapshot = r;
+    }
+  }
+  if (!snapshot.ok()) {
+    (void)co_await channel.Send(
+        Make(MessageType::kAbort, snapshot.status().ToString()));
+    co_return snapshot.status();
+  }
+  Fault::Hit(Side::kChild, "after_state");
+
+  std::vector<DetachedConnection>& conns = snapshot->connections;
+  const auto count = static_cast<uint32_t>(conns.size());
+  uint32_t adopted = 0;
+  do {
+    absl::StatusOr<Message> batch = co_await Expect(
+        channel, MessageType::kConnections, options_.ack_timeout);
+    if (!batch.ok()) {
+      for (auto& c : conns) {
+        if (c.fd >= 0) close(c.fd);
+      }
+      co_return batch.status();
+    }
+    absl::StatusOr<std::vector<uint32_t>> range = DecodeU32s(batch->body, 2);
+    if (!range.ok() || (*range)[0] != adopted ||
+        (*range)[1] != batch->fds.size() || adopted + (*range)[1] > count) {
+      CloseAll(batch->fds);
+      co_return absl::DataLossError("handoff CONNECTIONS batch out of order");
+    }
+    for (size_t i = 0; i < batch->fds.size(); ++i) {
+      conns[adopted + i].fd = batch->fds[i];
+    }
+    adopted += (*range)[1];
+    if (adopted == count) Fault::Hit(Side::kChild, "before_final_ack");
+    s = co_await channel.Send(Make(MessageType::kAck, EncodeU32s(adopted)));
+    if (!s.ok()) co_return s;
+    if (adopted < count) Fault::Hit(Side::kChild, "after_batch");
+  } while (adopted < count);
+
+  // Everything is ours: serve, inbound bytes first, unsent bytes first.
+  HandoffStats stats;
+  stats.restarts = static_cast<int>((*header)[1]);
+  stats.connections = conns.size();
+  stats.listeners = server_.listener_fds().size();
+  stats.app_state_bytes = snapshot->app_state.size();
+  for (const auto& c : conns) {
+    stats.inbound_bytes += c.inbound.size();
+    stats.outbound_bytes += c.outbound.size();
+  }
+  co_await server_.Resume(std::move(conns));
+  inherited_.reset();
+  stats_ = stats;
+  Log("handoff: took over %d connections (%d inbound bytes, %d outbound "
+      "bytes), %d listeners, app state %d bytes in %.2f ms (restart #%d)",
+      stats.connections, stats.inbound_bytes, stats.outbound_bytes,
+      stats.listeners, stats.app_state_bytes, Ms(absl::Now() - t_start),
+      stats.restarts);
+  co_return absl::OkStatus();
+}
+
+}  // namespace baton::handoff

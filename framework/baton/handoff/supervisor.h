@@ -1,0 +1,122 @@
+// Supervisor: runs a Server for its whole life, across hot restarts.
+//
+// It reads SIGUSR2 (hand the server over to a new process), SIGTERM/SIGINT
+// (graceful stop) from a signalfd, and plays either side of the handoff:
+//
+// Parent (on SIGUSR2 or RequestHandoff()): start the binary at the path this
+// process was started from, with the same arguments and one inherited fd (the
+// channel) named by BATON_HANDOFF_FD; wait for HELLO; send the listening
+// sockets; wait for READY (deadline: rollback if the child dies, refuses or
+// stays silent); freeze the server (stop accepting, let handlers return,
+// detach every connection, reaping every final CQE); save the application
+// state; send the snapshot in a sealed memfd and the connection fds in
+// batches of at most 253, each acknowledged; then close our copies (close(),
+// never shutdown()) and return so the process can exit. Any failure before
+// the last acknowledgement resumes every connection here (rollback).
+//
+// Child (BATON_HANDOFF_FD set): say HELLO, take the listeners, start without
+// accepting, say READY, read the snapshot, restore the application state,
+// collect every batch, acknowledge, and only then serve: each connection's
+// inbound bytes first, its unsent bytes sent first, fresh reads appended.
+//
+// Each side logs one summary line per handoff. See docs/restart.md.
+//
+//   Supervisor supervisor(server, options, hooks);
+//   int exit_code = reactor->BlockOn(supervisor.Run());
+#ifndef BATON_HANDOFF_SUPERVISOR_H_
+#define BATON_HANDOFF_SUPERVISOR_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "baton/handoff/channel.h"
+#include "baton/net/server.h"
+#include "baton/runtime/signals.h"
+#include "baton/runtime/task.h"
+#include "baton/runtime/task_group.h"
+
+namespace baton::handoff {
+
+inline constexpr const char* kChannelEnv = "BATON_HANDOFF_FD";
+
+// Application-wide state that moves with a handoff.
+struct AppHooks {
+  // Parent, after every handler has returned: the state to move.
+  std::function<absl::StatusOr<std::string>()> save_state;
+  // Child, before any connection is served. An error aborts the handoff
+  // (the parent keeps serving).
+  std::function<absl::Status(std::string_view)> restore_state;
+};
+
+struct SupervisorOptions {
+  std::string pid_file;  // rewritten atomically by whichever process serves
+  absl::Duration ready_timeout = absl::Seconds(10);
+  absl::Duration grace = absl::Seconds(1);  // for busy handlers to return
+  absl::Duration ack_timeout = absl::Seconds(10);
+  // The binary to start and its arguments (argv[0] included).
+  std::string executable;
+  std::vector<std::string> argv;
+};
+
+// Counters of the last handoff, for logs and /stats-like endpoints.
+struct HandoffStats {
+  int restarts =
+      0;  // successful handoffs this lineage of processes went through
+  size_t connections = 0;
+  size_t listeners = 0;
+  uint64_t inbound_bytes = 0;
+  uint64_t outbound_bytes = 0;
+  uint64_t app_state_bytes = 0;
+};
+
+class Supervisor {
+ public:
+  Supervisor(Server& server, SupervisorOptions options, AppHooks hooks = {});
+  ~Supervisor();
+
+  // Opens (or inherits) the listeners, serves until stopped or handed over.
+  // Returns the process exit code. Prints "listening on HOST:PORT" on stdout.
+  Task<int> Run();
+  // Starts a handoff as if SIGUSR2 had arrived (reactor thread only).
+  void RequestHandoff();
+  // Stops as if SIGTERM had arrived (reactor thread only).
+  void RequestStop();
+
+  // What the last handoff moved (in the child: what it received).
+  const HandoffStats& last_handoff() const { return stats_; }
+
+ private:
+  struct Child;
+  Task<absl::Status> Inherit(std::vector<int>* listener_fds);
+  Task<absl::Status> FinishInheriting();
+  Task<absl::Status> Handoff();
+  Task<absl::Status> Transfer(Channel& channel, Child& child,
+                              std::vector<DetachedConnection>* frozen,
+                              bool* is_frozen);
+  Task<void> RunHandoff();
+  Task<void> SignalLoop();
+  absl::Status WritePidFile();
+
+  Server& server_;
+  SupervisorOptions options_;
+  AppHooks hooks_;
+  std::unique_ptr<SignalReader> signals_;
+  std::unique_ptr<Channel> inherited_;  // child side, until adoption ends
+  TaskGroup signal_loop_;
+  TaskGroup handoffs_;
+  bool handoff_running_ = false;
+  bool handed_off_ = false;
+  bool stop_requested_ = false;
+  HandoffStats stats_;
+};
+
+}  // namespace baton::handoff
+
+#endif  // BATON_HANDOFF_SUPERVISOR_H_

@@ -1,0 +1,188 @@
+#include "baton/handoff/wire.h"
+
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+
+namespace baton::handoff {
+namespace {
+
+struct MessageHeader {
+  uint32_t magic;
+  uint16_t version;
+  uint16_t type;
+  uint32_t body_size;
+};
+static_assert(sizeof(MessageHeader) == 12);
+
+template <typename T>
+void Put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof(value));
+}
+
+// Reads fixed-size values and length-prefixed byte runs, refusing to run
+// past the end.
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+  template <typename T>
+  bool Get(T* value) {
+    if (bytes_.size() - pos_ < sizeof(T)) return false;
+    std::memcpy(value, bytes_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return true;
+  }
+  bool Take(uint64_t n, std::string* out) {
+    if (bytes_.size() - pos_ < n) return false;
+    out->assign(bytes_.data() + pos_, n);
+    pos_ += n;
+    return true;
+  }
+  size_t remaining() const { return bytes_.size() - pos_; }
+
+ private:
+  std::string_view bytes_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::string_view MessageTypeName(MessageType type) {
+  switch (type) {
+    case MessageType::kHello:
+      return "HELLO";
+    case MessageType::kListeners:
+      return "LISTENERS";
+    case MessageType::kReady:
+      return "READY";
+    case MessageType::kState:
+      return "STATE";
+    case MessageType::kConnections:
+      return "CONNECTIONS";
+    case MessageType::kAck:
+      return "ACK";
+    case MessageType::kAbort:
+      return "ABORT";
+  }
+  return "UNKNOWN";
+}
+
+std::string EncodeMessage(const Message& m) {
+  std::string out;
+  MessageHeader h{kMessageMagic, static_cast<uint16_t>(m.version),
+                  static_cast<uint16_t>(m.type),
+                  static_cast<uint32_t>(m.body.size())};
+  Put(out, h);
+  out.append(m.body);
+  return out;
+}
+
+absl::StatusOr<Message> DecodeMessage(std::string_view datagram,
+                                      uint32_t expected_version) {
+  MessageHeader h;
+  Reader r(datagram);
+  if (!r.Get(&h) || h.magic != kMessageMagic) {
+    return absl::DataLossError(absl::StrFormat(
+        "handoff message of %d bytes has no valid header", datagram.size()));
+  }
+  if (h.version != expected_version) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "handoff wire version mismatch: peer speaks version %d, this binary "
+        "speaks version %d",
+        h.version, expected_version));
+  }
+  if (h.body_size != r.remaining() || h.body_size > kMaxMessageBody) {
+    return absl::DataLossError(
+        absl::StrFormat("handoff message body is %d bytes, header says %d",
+                        r.remaining(), h.body_size));
+  }
+  if (h.type < 1 || h.type > 7) {
+    return absl::DataLossError(
+        absl::StrFormat("unknown handoff message type %d", h.type));
+  }
+  Message m;
+  m.type = static_cast<MessageType>(h.type);
+  m.version = h.version;
+  m.body.assign(datagram.substr(sizeof(h)));
+  return m;
+}
+
+std::string EncodeSnapshot(const Snapshot& s, uint32_t version) {
+  size_t total = 4 + 4 + 8 + s.app_state.size() + 4;
+  for (const auto& c : s.connections) {
+    total += 4 + 8 * 3 + c.inbound.size() + c.outbound.size() + c.state.size();
+  }
+  std::string out;
+  out.reserve(total);
+  Put(out, kSnapshotMagic);
+  Put(out, version);
+  Put(out, static_cast<uint64_t>(s.app_state.size()));
+  out.append(s.app_state);
+  Put(out, static_cast<uint32_t>(s.connections.size()));
+  for (const auto& c : s.connections) {
+    Put(out, c.service);
+    Put(out, static_cast<uint64_t>(c.inbound.size()));
+    Put(out, static_cast<uint64_t>(c.outbound.size()));
+    Put(out, static_cast<uint64_t>(c.state.size()));
+    out.append(c.inbound);
+    out.append(c.outbound);
+    out.append(c.state);
+  }
+  return out;
+}
+
+absl::StatusOr<Snapshot> DecodeSnapshot(std::string_view bytes,
+                                        uint32_t expected_version) {
+  Reader r(bytes);
+  uint32_t magic = 0, version = 0, count = 0;
+  uint64_t app_len = 0;
+  if (!r.Get(&magic) || magic != kSnapshotMagic || !r.Get(&version)) {
+    return absl::DataLossError("handoff snapshot has no valid header");
+  }
+  if (version != expected_version) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "handoff snapshot version %d, this binary reads version %d", version,
+        expected_version));
+  }
+  Snapshot s;
+  if (!r.Get(&app_len) || !r.Take(app_len, &s.app_state) || !r.Get(&count)) {
+    return absl::DataLossError("handoff snapshot truncated in app state");
+  }
+  // Each record needs at least 28 bytes: refuse absurd counts up front.
+  if (count > r.remaining() / 28) {
+    return absl::DataLossError(
+        absl::StrFormat("handoff snapshot claims %d connections in %d bytes",
+                        count, r.remaining()));
+  }
+  s.connections.resize(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    DetachedConnection& c = s.connections[i];
+    uint64_t in = 0, out = 0, st = 0;
+    if (!r.Get(&c.service) || !r.Get(&in) || !r.Get(&out) || !r.Get(&st) ||
+        !r.Take(in, &c.inbound) || !r.Take(out, &c.outbound) ||
+        !r.Take(st, &c.state)) {
+      return absl::DataLossError(absl::StrFormat(
+          "handoff snapshot truncated in connection %d of %d", i, count));
+    }
+  }
+  if (r.remaining() != 0) {
+    return absl::DataLossError(absl::StrFormat(
+        "handoff snapshot has %d trailing bytes", r.remaining()));
+  }
+  return s;
+}
+
+absl::StatusOr<std::vector<uint32_t>> DecodeU32s(std::string_view body,
+                                                 size_t count) {
+  if (body.size() != count * 4) {
+    return absl::DataLossError(
+        absl::StrFormat("handoff message body is %d bytes, expected %d",
+                        body.size(), count * 4));
+  }
+  std::vector<uint32_t> out(count);
+  std::memcpy(out.data(), body.data(), body.size());
+  return out;
+}
+
+}  // namespace baton::handoff

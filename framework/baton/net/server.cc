@@ -1,0 +1,294 @@
+#include "baton/net/server.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "baton/runtime/log.h"
+#include "baton/runtime/run_on.h"
+#include "baton/runtime/task_group.h"
+#include "baton/runtime/timer.h"
+
+namespace baton {
+
+struct Server::Shard {
+  int index = 0;
+  Reactor* reactor = nullptr;
+  std::thread thread;  // not joinable for shard 0 (the caller's thread)
+  std::vector<int> listener_fds;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  TaskGroup accept_loops;
+  TaskGroup connections;
+  absl::flat_hash_set<Connection*> live;
+  std::atomic<size_t> live_count{0};
+  bool freezing = false;
+  std::vector<DetachedConnection> detached;
+  int handlers_cancelled = 0;
+};
+
+namespace {
+
+Task<absl::Status> FlushConnection(Connection& conn) {
+  co_return co_await conn.Flush();
+}
+
+absl::StatusOr<int> OpenListeningSocket(const Address& address,
+                                        const ListenerOptions& options) {
+  absl::StatusOr<Listener> listener = Listener::Bind(address, options);
+  if (!listener.ok()) return listener.status();
+  return listener->ReleaseFd();
+}
+
+}  // namespace
+
+Server::Server(ServerOptions options, ConnectionHandler handler)
+    : options_(std::move(options)), handler_(std::move(handler)) {
+  if (options_.threads < 1) options_.threads = 1;
+  for (int i = 0; i < options_.threads; ++i) {
+    shards_.push_back(std::make_unique<Shard>());
+    shards_.back()->index = i;
+  }
+}
+
+Server::~Server() {
+  for (auto& shard : shards_) {
+    if (shard->thread.joinable()) {
+      shard->reactor->Stop();
+      shard->thread.join();
+    }
+    for (int fd : shard->listener_fds) close(fd);
+  }
+}
+
+absl::Status Server::Open(std::vector<int> inherited) {
+  const size_t n = shards_.size();
+  if (!inherited.empty()) {
+    absl::StatusOr<Address> bound = Address::OfSocket(inherited[0]);
+    if (!bound.ok()) return bound.status();
+    address_ = *bound;
+    for (size_t i = 0; i < inherited.size(); ++i) {
+      shards_[i % n]->listener_fds.push_back(inherited[i]);
+    }
+  } else {
+    address_ = options_.address;
+  }
+  // Shards still without a socket get a fresh one on the same address (the
+  // first one resolves port 0 for the rest).
+  for (auto& shard : shards_) {
+    if (!shard->listener_fds.empty()) continue;
+    absl::StatusOr<int> fd = OpenListeningSocket(address_, options_.listener);
+    if (!fd.ok()) return fd.status();
+    shard->listener_fds.push_back(*fd);
+    absl::StatusOr<Address> bound = Address::OfSocket(*fd);
+    if (!bound.ok()) return bound.status();
+    address_ = *bound;
+  }
+  return absl::OkStatus();
+}
+
+std::vector<int> Server::listener_fds() const {
+  std::vector<int> fds;
+  for (const auto& shard : shards_) {
+    for (const auto& l : shard->listeners) fds.push_back(l->fd());
+    for (int fd : shard->listener_fds) fds.push_back(fd);
+  }
+  return fds;
+}
+
+size_t Server::connection_count() const {
+  size_t total = 0;
+  for (const auto& shard : shards_) total += shard->live_count.load();
+  return total;
+}
+
+Task<absl::Status> Server::Start(bool accepting) {
+  shards_[0]->reactor = Reactor::Current();
+  for (size_t i = 1; i < shards_.size(); ++i) {
+    Shard* shard = shards_[i].get();
+    std::promise<absl::Status> created;
+    std::future<absl::Status> result = created.get_future();
+    shard->thread = std::thread([this, shard, &created] {
+      absl::StatusOr<std::unique_ptr<Reactor>> reactor =
+          Reactor::Create(options_.reactor);
+      if (!reactor.ok()) {
+        created.set_value(reactor.status());
+        return;
+      }
+      shard->reactor = reactor->get();
+      created.set_value(absl::OkStatus());
+      (*reactor)->Run();
+    });
+    // Start-up only: a reactor is created in microseconds.
+    if (absl::Status s = result.get(); !s.ok()) {
+      shard->thread.join();
+      co_return s;
+    }
+  }
+  for (auto& shard : shards_) {
+    co_await RunOn(shard->reactor, StartShard(shard.get(), accepting));
+  }
+  co_return absl::OkStatus();
+}
+
+Task<void> Server::StartShard(Shard* shard, bool accepting) {
+  for (int fd : std::exchange(shard->listener_fds, {})) {
+    shard->listeners.push_back(
+        std::make_unique<Listener>(Listener::FromFd(fd, options_.listener)));
+  }
+  if (!accepting) co_return;
+  for (auto& l : shard->listeners) {
+    shard->accept_loops.Spawn(AcceptLoop(shard, l.get()));
+  }
+  co_return;
+}
+
+Task<void> Server::AcceptLoop(Shard* shard, Listener* listener) {
+  while (true) {
+    absl::StatusOr<Connection> conn = co_await listener->Accept();
+    if (conn.ok()) {
+      shard->connections.Spawn(Serve(shard, *std::move(conn)));
+      continue;
+    }
+    if (absl::IsCancelled(conn.status())) co_return;
+    // Out of fds or memory: the backlog keeps the clients; retry shortly.
+    Log("accept failed on shard %d: %s; retrying in 10ms", shard->index,
+        conn.status().ToString());
+    if (!(co_await Sleep(absl::Milliseconds(10))).ok()) co_return;
+  }
+}
+
+Task<void> Server::Serve(Shard* shard, Connection conn) {
+  shard->live.insert(&conn);
+  shard->live_count.fetch_add(1);
+  if (shard->freezing) conn.Quiesce();
+  co_await handler_(conn);
+  shard->live.erase(&conn);
+  shard->live_count.fetch_sub(1);
+  if (shard->freezing && conn.error().ok()) {
+    absl::StatusOr<DetachedConnection> detached = co_await conn.Detach();
+    if (detached.ok()) {
+      shard->detached.push_back(*std::move(detached));
+      co_return;
+    }
+  }
+  if (conn.error().ok() && conn.outbound_size() > 0) {
+    conn.Unquiesce();
+    (void)co_await WithTimeout(FlushConnection(conn),
+                               options_.close_flush_timeout);
+  }
+  co_await conn.Close();
+}
+
+Task<void> Server::StopShard(Shard* shard, absl::Duration grace,
+                             bool close_all) {
+  for (auto& l : shard->listeners) {
+    co_await l->StopAccepting();
+    for (int fd : l->TakeQueued()) {
+      if (shard->freezing) {
+        DetachedConnection accepted;  // accepted, never read: no bytes held
+        accepted.fd = fd;
+        shard->detached.push_back(std::move(accepted));
+      } else {
+        close(fd);
+      }
+    }
+  }
+  co_await shard->accept_loops.Join();
+  for (Connection* c : shard->live) c->Quiesce();
+  absl::Status drained =
+      co_await WithTimeout(shard->connections.WaitEmpty(), grace);
+  if (!drained.ok()) {
+    shard->handlers_cancelled = static_cast<int>(shard->connections.size());
+    shard->connections.CancelAll();
+  }
+  co_await shard->connections.Join();
+  if (close_all) shard->listeners.clear();
+}
+
+Task<void> Server::FreezeShard(Shard* shard, absl::Duration grace,
+                               FrozenConnections* out) {
+  shard->freezing = true;
+  shard->handlers_cancelled = 0;
+  co_await StopShard(shard, grace, /*close_all=*/false);
+  out->connections = std::exchange(shard->detached, {});
+  out->handlers_cancelled = shard->handlers_cancelled;
+}
+
+Task<FrozenConnections> Server::Freeze(absl::Duration grace) {
+  std::vector<FrozenConnections> per_shard(shards_.size());
+  TaskGroup freezes;
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    freezes.Spawn(RunOn(shards_[i]->reactor,
+                        FreezeShard(shards_[i].get(), grace, &per_shard[i])));
+  }
+  co_await freezes.Join();
+  FrozenConnections all;
+  for (auto& f : per_shard) {
+    for (auto& c : f.connections) all.connections.push_back(std::move(c));
+    all.handlers_cancelled += f.handlers_cancelled;
+  }
+  co_return all;
+}
+
+Task<void> Server::ResumeShard(Shard* shard,
+                               std::vector<DetachedConnection> conns) {
+  shard->freezing = false;
+  for (DetachedConnection& d : conns) {
+    shard->connections.Spawn(Serve(
+        shard, Connection::Adopt(std::move(d), options_.listener.connection)));
+  }
+  for (auto& l : shard->listeners) {
+    l->ResumeAccepting();
+    shard->accept_loops.Spawn(AcceptLoop(shard, l.get()));
+  }
+  co_return;
+}
+
+Task<void> Server::Resume(std::vector<DetachedConnection> connections) {
+  std::vector<std::vector<DetachedConnection>> split(shards_.size());
+  for (size_t i = 0; i < connections.size(); ++i) {
+    split[i % shards_.size()].push_back(std::move(connections[i]));
+  }
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    co_await RunOn(shards_[i]->reactor,
+                   ResumeShard(shards_[i].get(), std::move(split[i])));
+  }
+}
+
+Task<void> Server::StopThreads() {
+  for (auto& shard : shards_) {
+    if (shard->thread.joinable()) {
+      shard->reactor->Stop();
+      shard->thread.join();
+    }
+  }
+  co_return;
+}
+
+Task<void> Server::Shutdown(absl::Duration grace) {
+  TaskGroup stops;
+  for (auto& shard : shards_) {
+    stops.Spawn(RunOn(shard->reactor, StopShard(shard.get(), grace, true)));
+  }
+  co_await stops.Join();
+  co_await StopThreads();
+}
+
+Task<void> Server::Abandon() {
+  // The listeners' sockets now belong to another process too; closing our
+  // copies leaves theirs (and the accept backlog) intact.
+  for (auto& shard : shards_) {
+    co_await RunOn(shard->reactor, [](Shard* s) -> Task<void> {
+      s->listeners.clear();
+      co_return;
+    }(shard.get()));
+  }
+  co_await StopThreads();
+}
+
+}  // namespace baton

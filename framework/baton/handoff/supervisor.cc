@@ -442,6 +442,18 @@ Task<absl::Status> Supervisor::Inherit(std::vector<int>* listener_fds) {
   co_return absl::OkStatus();
 }
 
+Task<absl::Status> Supervisor::ServeOrphaned(
+    std::vector<DetachedConnection> received, absl::Status why) {
+  // The parent died after READY: it can no longer serve anything, so the
+  // service is better off with us serving what we hold than with nobody.
+  Log("handoff: the old process died mid-handoff (%s); serving the listeners "
+      "and the %d connections received",
+      why.ToString(), received.size());
+  co_await server_.Resume(std::move(received));
+  inherited_.reset();
+  co_return absl::OkStatus();
+}
+
 Task<absl::Status> Supervisor::FinishInheriting() {
   const absl::Time t_start = absl::Now();
   Channel& channel = *inherited_;
@@ -453,7 +465,10 @@ Task<absl::Status> Supervisor::FinishInheriting() {
   // The parent freezes (up to its grace period) before it sends the state.
   absl::StatusOr<Message> state = co_await Expect(
       channel, MessageType::kState, options_.grace + options_.ack_timeout);
-  if (!state.ok()) co_return state.status();
+  if (!state.ok()) {
+    if (!absl::IsUnavailable(state.status())) co_return state.status();
+    co_return co_await ServeOrphaned({}, state.status());
+  }
   absl::StatusOr<std::vector<uint32_t>> header = DecodeU32s(state->body, 2);
   if (!header.ok() || state->fds.size() != 1) {
     CloseAll(state->fds);
@@ -486,6 +501,13 @@ Task<absl::Status> Supervisor::FinishInheriting() {
     absl::StatusOr<Message> batch = co_await Expect(
         channel, MessageType::kConnections, options_.ack_timeout);
     if (!batch.ok()) {
+      if (absl::IsUnavailable(batch.status())) {
+        std::vector<DetachedConnection> received;
+        for (auto& c : conns) {
+          if (c.fd >= 0) received.push_back(std::move(c));
+        }
+        co_return co_await ServeOrphaned(std::move(received), batch.status());
+      }
       for (auto& c : conns) {
         if (c.fd >= 0) close(c.fd);
       }

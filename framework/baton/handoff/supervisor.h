@@ -96,6 +96,8 @@ class Supervisor {
   struct Child;
   Task<absl::Status> Inherit(std::vector<int>* listener_fds);
   Task<absl::Status> FinishInheriting();
+  Task<absl::Status> ServeOrphaned(std::vector<DetachedConnection> received,
+                                   absl::Status why);
   Task<absl::Status> Handoff();
   Task<absl::Status> Transfer(Channel& channel, Child& child,
                               std::vector<DetachedConnection>* frozen,

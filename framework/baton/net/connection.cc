@@ -169,7 +169,7 @@ void Connection::OnRecv(int32_t res, uint32_t flags) {
   } else if (inbound_.size() >= options_.max_inbound && !recv_paused_ &&
              !stopping_) {
     recv_paused_ = true;
-    reactor_->CancelOperation(&recv_op_);
+    Cancel(&recv_op_);
   }
   if (ReaderHasNews()) NotifyReader();
   NotifyLifecycle();
@@ -251,11 +251,29 @@ void Connection::NotifyLifecycle() {
   }
 }
 
+// Cancels by user_data: a hash lookup in the kernel, where cancelling by fd
+// walks every pending request of the ring (quadratic when thousands of
+// connections stop at once, as in a handoff). The target's final CQE keeps
+// whatever bytes it carried.
+void Connection::Cancel(Operation* target) {
+  ++cancels_pending_;
+  io_uring_prep_cancel(reactor_->PrepareSqe(&cancel_op_), target, 0);
+}
+
+void Connection::OnCancelDone(int32_t res, uint32_t /*flags*/) {
+  --cancels_pending_;
+  // A multishot recv has been seen to be missed by user_data (-ENOENT) while
+  // still armed; by fd always finds it.
+  if (res == -ENOENT && (recv_armed_ || send_inflight_)) {
+    reactor_->CancelFd(fd_);
+  }
+  NotifyLifecycle();
+}
+
 Connection::LifecycleAwaiter Connection::StopOperations() {
   stopping_ = true;
-  // By fd: ends the multishot recv and any send (cancelling a multishot recv
-  // by user_data has been seen to miss). Their final CQEs keep their bytes.
-  if (ops_in_flight()) reactor_->CancelFd(fd_);
+  if (recv_armed_) Cancel(&recv_op_);
+  if (send_inflight_) Cancel(&send_op_);
   return LifecycleAwaiter{this};
 }
 

@@ -193,7 +193,11 @@ class Connection {
   void NotifyReader();
   void NotifyDrainer();
   void NotifyLifecycle();
-  bool ops_in_flight() const { return recv_armed_ || send_inflight_; }
+  void OnCancelDone(int32_t res, uint32_t flags);
+  void Cancel(Operation* target);
+  bool ops_in_flight() const {
+    return recv_armed_ || send_inflight_ || cancels_pending_ > 0;
+  }
   struct LifecycleAwaiter;
   LifecycleAwaiter StopOperations();
 
@@ -219,11 +223,13 @@ class Connection {
   bool recv_armed_ = false;
   bool recv_paused_ = false;  // cancel sent for back-pressure
   bool send_inflight_ = false;
+  int cancels_pending_ = 0;
   Waiter reader_;
   Waiter drainer_;
   std::coroutine_handle<> lifecycle_;  // Detach/Close waiting for CQEs
   MemberOperation<Connection, &Connection::OnRecv> recv_op_{this};
   MemberOperation<Connection, &Connection::OnSend> send_op_{this};
+  MemberOperation<Connection, &Connection::OnCancelDone> cancel_op_{this};
 };
 
 }  // namespace baton

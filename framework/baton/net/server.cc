@@ -1,8 +1,10 @@
 #include "baton/net/server.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <future>
 #include <thread>
 #include <utility>
@@ -44,6 +46,25 @@ absl::StatusOr<int> OpenListeningSocket(const Address& address,
   return listener->ReleaseFd();
 }
 
+// SO_REUSEPORT would let us bind next to another server of the same user and
+// silently take half its connections. A plain bind (no SO_REUSEPORT, not
+// listening) fails while anyone listens on the address.
+absl::Status CheckAddressFree(const Address& address) {
+  if (address.port() == 0) return absl::OkStatus();
+  int fd = socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  int rc = bind(fd, address.sa(), address.length());
+  int err = errno;
+  close(fd);
+  if (rc == 0) return absl::OkStatus();
+  return absl::ErrnoToStatus(
+      err,
+      absl::StrCat("bind ", address.ToString(),
+                   err == EADDRINUSE ? " (is another server using it?)" : ""));
+}
+
 }  // namespace
 
 Server::Server(ServerOptions options, ConnectionHandler handler)
@@ -76,6 +97,7 @@ absl::Status Server::Open(std::vector<int> inherited) {
     }
   } else {
     address_ = options_.address;
+    if (absl::Status s = CheckAddressFree(address_); !s.ok()) return s;
   }
   // Shards still without a socket get a fresh one on the same address (the
   // first one resolves port 0 for the rest).

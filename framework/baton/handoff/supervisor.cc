@@ -358,10 +358,10 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   absl::StatusOr<int> memfd = WriteSealedMemfd(bytes);
   if (!memfd.ok()) co_return memfd.status();
   const auto count = static_cast<uint32_t>(frozen->size());
-  s = co_await channel.Send(
-      Make(MessageType::kState,
-           EncodeU32s(count, static_cast<uint32_t>(stats_.restarts + 1)),
-           std::vector<int>(1, *memfd)));
+  s = co_await channel.Send(Make(
+      MessageType::kState,
+      EncodeU32s(count, static_cast<uint32_t>(last_handoff().restarts + 1)),
+      std::vector<int>(1, *memfd)));
   close(*memfd);
   if (!s.ok()) co_return s;
   Fault::Hit(Side::kParent, "after_state");
@@ -391,7 +391,7 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   // Commit: the child owns everything now. close(), never shutdown(): the
   // sockets live on in the child.
   HandoffStats stats;
-  stats.restarts = stats_.restarts + 1;
+  stats.restarts = last_handoff().restarts + 1;
   stats.connections = frozen->size();
   stats.listeners = listeners.size();
   stats.app_state_bytes = snapshot.app_state.size();
@@ -404,7 +404,7 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   }
   frozen->clear();
   co_await server_.Abandon();
-  stats_ = stats;
+  SetStats(stats);
   const absl::Time t_end = absl::Now();
   Log("handoff to pid %d complete: %d connections (%d with unread bytes), "
       "%d inbound bytes, %d outbound bytes, %d listeners, app state %d bytes; "
@@ -541,7 +541,7 @@ Task<absl::Status> Supervisor::FinishInheriting() {
   }
   co_await server_.Resume(std::move(conns));
   inherited_.reset();
-  stats_ = stats;
+  SetStats(stats);
   Log("handoff: took over %d connections (%d inbound bytes, %d outbound "
       "bytes), %d listeners, app state %d bytes in %.2f ms (restart #%d)",
       stats.connections, stats.inbound_bytes, stats.outbound_bytes,

@@ -35,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "baton/handoff/channel.h"
 #include "baton/net/server.h"
@@ -89,8 +90,12 @@ class Supervisor {
   // Stops as if SIGTERM had arrived (reactor thread only).
   void RequestStop();
 
-  // What the last handoff moved (in the child: what it received).
-  const HandoffStats& last_handoff() const { return stats_; }
+  // What the last handoff moved (in the child: what it received). Callable
+  // from any thread (handlers on every reactor report it).
+  HandoffStats last_handoff() const {
+    absl::MutexLock lock(&stats_mu_);
+    return stats_;
+  }
 
  private:
   struct Child;
@@ -116,7 +121,13 @@ class Supervisor {
   bool handoff_running_ = false;
   bool handed_off_ = false;
   bool stop_requested_ = false;
-  HandoffStats stats_;
+  void SetStats(const HandoffStats& stats) {
+    absl::MutexLock lock(&stats_mu_);
+    stats_ = stats;
+  }
+
+  mutable absl::Mutex stats_mu_;
+  HandoffStats stats_ ABSL_GUARDED_BY(stats_mu_);
 };
 
 }  // namespace baton::handoff

@@ -85,7 +85,9 @@ void Connection::Consume(size_t n) {
   assert(n <= inbound_.size());
   inbound_.Consume(n);
   seen_ = seen_ > n ? seen_ - n : 0;
-  if (recv_paused_ && !recv_armed_) {
+  // Below the limit again: lift the pause (even if the pausing cancel has
+  // not completed yet; its final CQE then re-arms).
+  if (recv_paused_ && inbound_.size() < options_.max_inbound) {
     recv_paused_ = false;
     MaybeArmRecv();
   }
@@ -100,6 +102,7 @@ bool Connection::ReaderHasNews() const {
 
 bool Connection::ReadAwaiter::await_ready() {
   c_->started_ = true;
+  c_->reader_.Begin();
   return c_->ReaderHasNews();
 }
 
@@ -108,6 +111,7 @@ void Connection::PrepareToWait() {
     inbound_.Release();
   }
   MaybeArmRecv();
+  MaybeSend();  // an adopted connection's unsent bytes go first
 }
 
 absl::StatusOr<size_t> Connection::ReadAwaiter::await_resume() {
@@ -159,17 +163,21 @@ void Connection::OnRecv(int32_t res, uint32_t flags) {
     bytes_received_ += static_cast<uint64_t>(res);
   } else if (res == 0) {
     eof_ = true;
-  } else if (res != -ENOBUFS && res != -ECANCELED) {
-    // -ENOBUFS: the buffer ring ran dry, back-pressure; re-armed below.
+  } else if (res == -ENOBUFS) {
+    // The buffer ring ran dry: back-pressure, re-armed below.
+    reactor_->CountRecvNoBuffers();
+  } else if (res != -ECANCELED) {
     error_ = absl::ErrnoToStatus(-res, "recv");
   }
   if (!(flags & IORING_CQE_F_MORE)) {
     recv_armed_ = false;
+    recv_cancel_attempts_ = 0;
     if (!recv_paused_) MaybeArmRecv();
-  } else if (inbound_.size() >= options_.max_inbound && !recv_paused_ &&
-             !stopping_) {
+  } else if (inbound_.size() >= options_.max_inbound && !stopping_) {
     recv_paused_ = true;
-    Cancel(&recv_op_);
+    CancelRecv();
+  } else if (stopping_ || recv_paused_) {
+    CancelRecv();  // still delivering: an earlier cancel missed
   }
   if (ReaderHasNews()) NotifyReader();
   NotifyLifecycle();
@@ -251,29 +259,44 @@ void Connection::NotifyLifecycle() {
   }
 }
 
-// Cancels by user_data: a hash lookup in the kernel, where cancelling by fd
-// walks every pending request of the ring (quadratic when thousands of
-// connections stop at once, as in a handoff). The target's final CQE keeps
-// whatever bytes it carried.
-void Connection::Cancel(Operation* target) {
+// Ends the receive, for back-pressure or to stop. The first attempt is by
+// user_data, a hash lookup in the kernel; cancelling by fd walks every
+// pending request of the ring (quadratic when thousands of connections stop
+// at once, as in a handoff). A multishot receive that is busy delivering is
+// missed by either (-ENOENT/-EALREADY), so a miss is retried, by fd, until
+// the receive's final CQE arrives; that CQE keeps whatever bytes it carried.
+void Connection::CancelRecv() {
+  if (!recv_armed_ || recv_cancel_pending_) return;
+  recv_cancel_pending_ = true;
   ++cancels_pending_;
-  io_uring_prep_cancel(reactor_->PrepareSqe(&cancel_op_), target, 0);
+  io_uring_sqe* sqe = reactor_->PrepareSqe(&recv_cancel_op_);
+  if (recv_cancel_attempts_++ == 0) {
+    io_uring_prep_cancel(sqe, &recv_op_, 0);
+  } else {
+    io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
+  }
 }
 
-void Connection::OnCancelDone(int32_t res, uint32_t /*flags*/) {
+void Connection::OnRecvCancelDone(int32_t res, uint32_t /*flags*/) {
+  recv_cancel_pending_ = false;
   --cancels_pending_;
-  // A multishot recv has been seen to be missed by user_data (-ENOENT) while
-  // still armed; by fd always finds it.
-  if (res == -ENOENT && (recv_armed_ || send_inflight_)) {
-    reactor_->CancelFd(fd_);
-  }
+  if (res < 0 && recv_armed_ && (stopping_ || recv_paused_)) CancelRecv();
+  NotifyLifecycle();
+}
+
+void Connection::OnCancelDone(int32_t /*res*/, uint32_t /*flags*/) {
+  // A send cancel that misses means the send is completing; its CQE ends it.
+  --cancels_pending_;
   NotifyLifecycle();
 }
 
 Connection::LifecycleAwaiter Connection::StopOperations() {
   stopping_ = true;
-  if (recv_armed_) Cancel(&recv_op_);
-  if (send_inflight_) Cancel(&send_op_);
+  CancelRecv();
+  if (send_inflight_) {
+    ++cancels_pending_;
+    io_uring_prep_cancel(reactor_->PrepareSqe(&cancel_op_), &send_op_, 0);
+  }
   return LifecycleAwaiter{this};
 }
 

@@ -26,7 +26,11 @@
 //
 // Back-pressure: while more than `max_inbound` bytes are unconsumed the
 // connection stops receiving (the kernel's window closes); Read() then returns
-// absl::ResourceExhaustedError. Buffer-ring exhaustion (-ENOBUFS) re-arms.
+// absl::ResourceExhaustedError. A multishot receive that is busy delivering
+// cannot be stopped between two of its completions, so the bound is
+// max_inbound plus what the reactor's buffer ring can deliver at once
+// (buffer_count x buffer_size); single-shot receives overshoot by at most one
+// 16 KiB read. Buffer-ring exhaustion (-ENOBUFS) re-arms.
 //
 // A Connection belongs to the reactor it was created on. It is movable until
 // its first Read() or Write(); after that, keep it in place (usually the
@@ -140,6 +144,9 @@ class Connection {
     }
     void Wake();  // posts the coroutine; no-op if none
     bool cancelled() const { return cancelled_; }
+    // Every wait starts uncancelled (a past cancellation must not leak into
+    // a later wait that finds its condition already met).
+    void Begin() { cancelled_ = false; }
 
    private:
     static void OnStop(StopCallback* cb);
@@ -166,7 +173,9 @@ class Connection {
   class [[nodiscard]] DrainAwaiter {
    public:
     DrainAwaiter(Connection* c, size_t at_most) : c_(c), at_most_(at_most) {}
-    bool await_ready() const {
+    bool await_ready() {
+      c_->drainer_.Begin();
+      c_->MaybeSend();  // an adopted connection's unsent bytes
       return c_->outbound_size() <= at_most_ || !c_->error_.ok() ||
              c_->quiescing_;
     }
@@ -194,7 +203,8 @@ class Connection {
   void NotifyDrainer();
   void NotifyLifecycle();
   void OnCancelDone(int32_t res, uint32_t flags);
-  void Cancel(Operation* target);
+  void OnRecvCancelDone(int32_t res, uint32_t flags);
+  void CancelRecv();
   bool ops_in_flight() const {
     return recv_armed_ || send_inflight_ || cancels_pending_ > 0;
   }
@@ -224,12 +234,16 @@ class Connection {
   bool recv_paused_ = false;  // cancel sent for back-pressure
   bool send_inflight_ = false;
   int cancels_pending_ = 0;
+  bool recv_cancel_pending_ = false;
+  int recv_cancel_attempts_ = 0;
   Waiter reader_;
   Waiter drainer_;
   std::coroutine_handle<> lifecycle_;  // Detach/Close waiting for CQEs
   MemberOperation<Connection, &Connection::OnRecv> recv_op_{this};
   MemberOperation<Connection, &Connection::OnSend> send_op_{this};
   MemberOperation<Connection, &Connection::OnCancelDone> cancel_op_{this};
+  MemberOperation<Connection, &Connection::OnRecvCancelDone> recv_cancel_op_{
+      this};
 };
 
 }  // namespace baton

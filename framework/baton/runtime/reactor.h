@@ -127,6 +127,11 @@ class Reactor {
   template <typename T>
   T BlockOn(Task<T> task);
 
+  // Counters for tests and diagnostics.
+  void CountRecvNoBuffers() { ++recv_no_buffers_; }
+  // How often a receive found the provided-buffer ring empty (-ENOBUFS).
+  uint64_t recv_no_buffers() const { return recv_no_buffers_; }
+
   // Kernel operations in flight (submitted, final CQE not yet seen) that
   // were issued with an Operation record. Zero when everything is joined.
   int64_t inflight() const { return inflight_; }
@@ -151,6 +156,7 @@ class Reactor {
   std::vector<io_uring_cqe>
       stashed_;  // reaped while making SQ room, dispatched later
   int64_t inflight_ = 0;
+  uint64_t recv_no_buffers_ = 0;
 
   // Cross-thread wake-ups: an eventfd read kept armed on the ring.
   int wake_fd_ = -1;

@@ -1,5 +1,7 @@
 #include "common/server_main.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <climits>
@@ -43,6 +45,13 @@ std::string SelfExecutable() {
 }  // namespace
 
 void ParseFlags(int argc, char** argv, const char* usage) {
+  // Block the signals the supervisor reads from its signalfd before the app
+  // can start any thread: threads inherit the mask, and a thread with
+  // SIGUSR2 unblocked would let its default action kill the server.
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int s : {SIGUSR2, SIGTERM, SIGINT}) sigaddset(&handled, s);
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   g_argv.assign(argv, argv + argc);
   // absl spells flags with '_'; accept the '-' spelling users type.
   std::vector<std::string> args(argv, argv + argc);

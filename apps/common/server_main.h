@@ -21,7 +21,8 @@
 namespace baton::app {
 
 // Parses every registered flag (the app's own too); exits on --help or a
-// bad flag.
+// bad flag. Also blocks SIGUSR2/SIGTERM/SIGINT in the calling thread, so call
+// it before starting any thread of the app's own.
 void ParseFlags(int argc, char** argv, const char* usage);
 
 // Serves until stopped or handed over; returns the exit code.

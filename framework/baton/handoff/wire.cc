@@ -181,7 +181,7 @@ absl::StatusOr<std::vector<uint32_t>> DecodeU32s(std::string_view body,
                         body.size(), count * 4));
   }
   std::vector<uint32_t> out(count);
-  std::memcpy(out.data(), body.data(), body.size());
+  if (count > 0) std::memcpy(out.data(), body.data(), body.size());
   return out;
 }
 

@@ -1,0 +1,178 @@
+// Descriptor accounting across handoffs: with K connections open (and
+// streaming), after each of 3 restarts the old process is gone and the new
+// one holds exactly
+//   - stdin (/dev/null), stdout and stderr (the test's log files),
+//   - each listening socket once: the very sockets (same inodes) the first
+//     process bound, no new bind, none lost,
+//   - each connected socket once: K sockets, each the server side of an
+//     established connection on the service port,
+//   - one io_uring ring and one eventfd per reactor thread, one signalfd,
+// and nothing else (no leaked channel, memfd, duplicate or stray fd).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <iterator>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "handoff/handoff_test_util.h"
+#include "support/process.h"
+#include "support/stream_client.h"
+
+namespace baton::test_support {
+namespace {
+
+constexpr int kThreads = 2;
+constexpr int kConnections = 40;
+constexpr int kRestarts = 3;
+constexpr absl::Duration kWait = absl::Seconds(60);
+
+// Checks the descriptors of `pid` against the list in the file comment.
+void ExpectExactDescriptors(pid_t pid, const ServerProcess& server,
+                            const std::set<uint64_t>& listeners) {
+  SCOPED_TRACE(absl::StrCat("descriptors of pid ", pid));
+  absl::StatusOr<FdCensus> census = TakeFdCensus(pid);
+  HANDOFF_ASSERT_OK(census);
+  SCOPED_TRACE(census->ToString());
+
+  // No socket twice.
+  std::set<uint64_t> sockets(census->sockets.begin(), census->sockets.end());
+  EXPECT_EQ(sockets.size(), census->sockets.size())
+      << "a socket is open on two descriptors";
+
+  // Every listener, and only these listeners, on the service port.
+  std::set<uint64_t> held_listeners;
+  std::set_intersection(sockets.begin(), sockets.end(), listeners.begin(),
+                        listeners.end(),
+                        std::inserter(held_listeners, held_listeners.end()));
+  EXPECT_EQ(held_listeners, listeners);
+
+  // The rest: server ends of established connections on the port.
+  absl::StatusOr<std::vector<TcpSocket>> tcp = ReadTcpSockets();
+  HANDOFF_ASSERT_OK(tcp);
+  std::set<uint64_t> established;
+  for (const TcpSocket& s : *tcp) {
+    if (s.state == kTcpEstablished && s.local_port == server.port()) {
+      established.insert(s.inode);
+    }
+  }
+  std::set<uint64_t> connected;
+  std::set_difference(sockets.begin(), sockets.end(), listeners.begin(),
+                      listeners.end(),
+                      std::inserter(connected, connected.end()));
+  EXPECT_EQ(static_cast<int>(connected.size()), kConnections);
+  EXPECT_EQ(connected, established)
+      << "the connected sockets held are not exactly the server ends of the "
+         "established connections";
+
+  // The runtime's own descriptors.
+  EXPECT_EQ(census->io_uring, kThreads);
+  EXPECT_EQ(census->eventfd, kThreads);
+  EXPECT_EQ(census->signalfd, 1);
+
+  // stdio, and nothing else.
+  const std::vector<std::string> stdio = {
+      absl::StrCat("0 -> /dev/null"),
+      absl::StrCat("1 -> ", server.stdout_path()),
+      absl::StrCat("2 -> ", server.stderr_path())};
+  EXPECT_EQ(census->other, stdio);
+  EXPECT_EQ(
+      census->total(),
+      3 + 2 * kThreads + 1 + static_cast<int>(listeners.size()) + kConnections);
+}
+
+TEST(FdAccountingTest, NewProcessHoldsExactlyListenersConnectionsAndRuntime) {
+  const uint32_t seed = TestSeed(6300);
+  SCOPED_TRACE(SeedTrace(seed));
+  TestDirectory dir;
+  ServerProcess server(EchoServer(dir.path(), EchoArgs(kThreads)));
+  HANDOFF_ASSERT_OK(server.Start());
+  StreamClientOptions load = Streams(server.address(), kConnections, seed);
+  load.max_write = 4096;
+  load.window = 16 * 1024;
+  StreamClient client(load);
+  HANDOFF_ASSERT_OK(client.Start());
+  // Every connection echoed: the server has accepted and serves all K.
+  HANDOFF_ASSERT_OK(client.WaitVerified(8 * 1024, kWait));
+
+  absl::StatusOr<std::set<uint64_t>> listeners = ListeningInodes(server.port());
+  HANDOFF_ASSERT_OK(listeners);
+  // One SO_REUSEPORT socket per reactor.
+  ASSERT_EQ(static_cast<int>(listeners->size()), kThreads);
+  ExpectExactDescriptors(server.pid(), server, *listeners);
+
+  for (int i = 0; i < kRestarts; ++i) {
+    SCOPED_TRACE(absl::StrCat("restart ", i + 1));
+    absl::StatusOr<RestartResult> r = server.Restart();
+    HANDOFF_ASSERT_OK(r);
+    ExpectCleanExit(*r);
+    EXPECT_EQ(r->handoff.connections, kConnections) << r->handoff.text;
+    EXPECT_EQ(r->handoff.listeners, kThreads) << r->handoff.text;
+
+    // The old process is gone (reaped: not even a zombie).
+    errno = 0;
+    EXPECT_EQ(kill(r->old_pid, 0), -1);
+    EXPECT_EQ(errno, ESRCH);
+    struct stat st;
+    EXPECT_NE(stat(absl::StrCat("/proc/", r->old_pid).c_str(), &st), 0);
+
+    // The same listening sockets, and no other, listen on the port.
+    absl::StatusOr<std::set<uint64_t>> now = ListeningInodes(server.port());
+    HANDOFF_ASSERT_OK(now);
+    EXPECT_EQ(*now, *listeners) << "listening sockets changed";
+    ExpectExactDescriptors(r->new_pid, server, *listeners);
+    HANDOFF_ASSERT_OK(client.WaitForProgress(8 * 1024, kWait));
+  }
+  HANDOFF_ASSERT_OK(client.Finish(kWait));
+  ExpectStreamsIntact(client);
+  HANDOFF_EXPECT_OK(server.Stop());
+}
+
+// A rollback after the old process froze, detached and sent every
+// connection (the new process is killed before its final acknowledgement)
+// leaves the old process with exactly the descriptors it had: no channel,
+// snapshot memfd or duplicate left behind.
+TEST(FdAccountingTest, RollbackAfterFreezeLeavesNoDescriptorBehind) {
+  const uint32_t seed = TestSeed(6301);
+  SCOPED_TRACE(SeedTrace(seed));
+  TestDirectory dir;
+  ServerProcess server(
+      EchoServer(dir.path(), EchoArgs(kThreads),
+                 {"BATON_HANDOFF_FAULT=child:before_final_ack"}));
+  HANDOFF_ASSERT_OK(server.Start());
+  StreamClientOptions load = Streams(server.address(), kConnections, seed);
+  load.max_write = 4096;
+  load.window = 16 * 1024;
+  StreamClient client(load);
+  HANDOFF_ASSERT_OK(client.Start());
+  HANDOFF_ASSERT_OK(client.WaitForProgress(8 * 1024, kWait));
+  absl::StatusOr<std::set<uint64_t>> listeners = ListeningInodes(server.port());
+  HANDOFF_ASSERT_OK(listeners);
+  ExpectExactDescriptors(server.pid(), server, *listeners);
+
+  absl::StatusOr<std::string> rollback = server.RestartExpectRollback();
+  HANDOFF_ASSERT_OK(rollback);
+  EXPECT_THAT(*rollback, ::testing::HasSubstr(absl::StrCat(
+                             "(", kConnections, " connections resumed)")));
+  ExpectExactDescriptors(server.pid(), server, *listeners);
+  absl::StatusOr<std::set<uint64_t>> now = ListeningInodes(server.port());
+  HANDOFF_ASSERT_OK(now);
+  EXPECT_EQ(*now, *listeners);
+
+  HANDOFF_ASSERT_OK(client.WaitForProgress(8 * 1024, kWait));
+  HANDOFF_ASSERT_OK(client.Finish(kWait));
+  ExpectStreamsIntact(client);
+  HANDOFF_EXPECT_OK(server.Stop());
+}
+
+}  // namespace
+}  // namespace baton::test_support

@@ -1,0 +1,638 @@
+#include "support/process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+extern char** environ;
+
+namespace baton::test_support {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::vector<std::string> ReadLines(const std::string& path) {
+  std::vector<std::string> lines;
+  for (absl::string_view line :
+       absl::StrSplit(ReadFile(path), '\n', absl::SkipEmpty())) {
+    lines.emplace_back(line);
+  }
+  return lines;
+}
+
+// The message of a "baton[PID] message" line ("" if it is not one).
+std::string Message(const std::string& line) {
+  size_t close = line.find("] ");
+  if (!absl::StartsWith(line, "baton[") || close == std::string::npos) {
+    return "";
+  }
+  return line.substr(close + 2);
+}
+
+bool IsRollbackLine(const std::string& line) {
+  return absl::StrContains(line, "rolled back");
+}
+
+// Whether /proc/PID names a process that looks like ours (guards the
+// destructor's SIGKILL against a recycled pid).
+bool LooksLike(pid_t pid, const std::string& binary) {
+  std::string cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+  std::string base = binary.substr(binary.rfind('/') + 1);
+  return !cmdline.empty() && absl::StrContains(cmdline, base);
+}
+
+void BecomeSubreaper() {
+  static const bool done = [] {
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+      std::fprintf(stderr,
+                   "prctl(PR_SET_CHILD_SUBREAPER): %s; exit statuses of "
+                   "replaced processes will not be checked\n",
+                   strerror(errno));
+    }
+    return true;
+  }();
+  (void)done;
+}
+
+}  // namespace
+
+std::string EchoBinaryPath() {
+  return std::string(BATON_BINARY_DIR) + "/apps/echo/baton-echo";
+}
+
+// --- TestDirectory
+// ---------------------------------------------------------------
+
+TestDirectory::TestDirectory() {
+  const ::testing::TestInfo* info =
+      ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = info == nullptr ? "unknown"
+                                     : absl::StrCat(info->test_suite_name(),
+                                                    ".", info->name());
+  for (char& c : name) {
+    if (c == '/') c = '_';
+  }
+  path_ = absl::StrCat(::testing::TempDir(), "baton_", name, ".", getpid());
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+  std::filesystem::create_directories(path_, ec);
+  if (ec) ADD_FAILURE() << "cannot create " << path_ << ": " << ec.message();
+}
+
+TestDirectory::~TestDirectory() {
+  if (::testing::Test::HasFailure()) {
+    std::fprintf(stderr, "test files kept in %s\n", path_.c_str());
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+// --- Log lines
+// -------------------------------------------------------------------
+
+pid_t LinePid(const std::string& line) {
+  if (!absl::StartsWith(line, "baton[")) return 0;
+  size_t close = line.find(']');
+  int pid = 0;
+  if (close == std::string::npos ||
+      !absl::SimpleAtoi(line.substr(6, close - 6), &pid)) {
+    return 0;
+  }
+  return pid;
+}
+
+std::optional<HandoffLine> ParseHandoffLine(const std::string& line) {
+  std::string msg = Message(line);
+  HandoffLine h;
+  unsigned long long in = 0, out = 0;
+  int n = std::sscanf(msg.c_str(),
+                      "handoff to pid %d complete: %d connections (%d with "
+                      "unread bytes), %llu inbound bytes, %llu outbound "
+                      "bytes, %d listeners",
+                      &h.child, &h.connections, &h.with_unread, &in, &out,
+                      &h.listeners);
+  if (n != 6) return std::nullopt;
+  h.parent = LinePid(line);
+  h.inbound_bytes = in;
+  h.outbound_bytes = out;
+  if (size_t p = msg.find("paused "); p != std::string::npos) {
+    std::sscanf(msg.c_str() + p, "paused %lf ms, total %lf ms", &h.paused_ms,
+                &h.total_ms);
+  }
+  h.text = line;
+  return h;
+}
+
+std::optional<TakeoverLine> ParseTakeoverLine(const std::string& line) {
+  std::string msg = Message(line);
+  TakeoverLine t;
+  unsigned long long in = 0, out = 0;
+  int n = std::sscanf(msg.c_str(),
+                      "handoff: took over %d connections (%llu inbound "
+                      "bytes, %llu outbound bytes), %d listeners",
+                      &t.connections, &in, &out, &t.listeners);
+  if (n != 4) return std::nullopt;
+  t.pid = LinePid(line);
+  t.inbound_bytes = in;
+  t.outbound_bytes = out;
+  t.text = line;
+  return t;
+}
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return absl::StrCat("exited ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    return absl::StrCat("killed by signal ", WTERMSIG(status));
+  }
+  return absl::StrCat("wait status ", status);
+}
+
+// --- ServerProcess
+// ---------------------------------------------------------------
+
+ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {}
+
+std::string ServerProcess::stdout_path() const {
+  return options_.dir + "/server.stdout";
+}
+std::string ServerProcess::stderr_path() const {
+  return options_.dir + "/server.stderr";
+}
+std::string ServerProcess::pid_file() const {
+  return options_.dir + "/server.pid";
+}
+
+pid_t ServerProcess::ReadPidFile() const {
+  int pid = 0;
+  std::string text(absl::StripAsciiWhitespace(ReadFile(pid_file())));
+  if (!absl::SimpleAtoi(text, &pid)) return 0;
+  return pid;
+}
+
+std::vector<std::string> ServerProcess::LogLines() const {
+  return ReadLines(stderr_path());
+}
+
+std::vector<std::string> ServerProcess::StdoutLines() const {
+  return ReadLines(stdout_path());
+}
+
+std::vector<HandoffLine> ServerProcess::Handoffs() const {
+  std::vector<HandoffLine> out;
+  for (const std::string& line : LogLines()) {
+    if (std::optional<HandoffLine> h = ParseHandoffLine(line)) {
+      out.push_back(*std::move(h));
+    }
+  }
+  return out;
+}
+
+std::string ServerProcess::LogTail(size_t n) const {
+  std::vector<std::string> lines = LogLines();
+  size_t from = lines.size() > n ? lines.size() - n : 0;
+  return absl::StrCat(
+      "server log (", stderr_path(), "), last lines:\n  ",
+      absl::StrJoin(lines.begin() + static_cast<std::ptrdiff_t>(from),
+                    lines.end(), "\n  "));
+}
+
+void ServerProcess::Track(pid_t pid) {
+  if (pid > 0) lineage_.insert(pid);
+}
+
+bool ServerProcess::Exited(pid_t pid) {
+  if (pid <= 0 || gone_.count(pid) > 0) return true;
+  int status = 0;
+  pid_t r = waitpid(pid, &status, WNOHANG);
+  if (r == pid) {
+    wait_statuses_[pid] = status;
+    gone_.insert(pid);
+    return true;
+  }
+  if (r == 0) return false;  // our child, still running
+  // Not our child (yet): ask the kernel, and count a zombie as exited.
+  if (kill(pid, 0) != 0 && errno == ESRCH) {
+    gone_.insert(pid);
+    return true;
+  }
+  std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  size_t paren = stat.rfind(')');
+  if (stat.empty()) {
+    gone_.insert(pid);
+    return true;
+  }
+  if (paren != std::string::npos && paren + 2 < stat.size() &&
+      (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X')) {
+    return true;  // not added to gone_: we may still reap it later
+  }
+  return false;
+}
+
+absl::Status ServerProcess::Start() {
+  if (first_pid_ > 0) return absl::FailedPreconditionError("already started");
+  if (options_.dir.empty()) {
+    return absl::InvalidArgumentError("ServerProcess::Options::dir is empty");
+  }
+  BecomeSubreaper();
+  unlink(pid_file().c_str());
+
+  std::vector<std::string> args = {options_.binary};
+  args.insert(args.end(), options_.args.begin(), options_.args.end());
+  args.push_back(absl::StrCat("--pid-file=", pid_file()));
+
+  // The test's environment, minus handoff variables, plus `env`.
+  std::vector<std::string> env;
+  auto overridden = [&](absl::string_view kv) {
+    absl::string_view name = kv.substr(0, kv.find('='));
+    if (name == "BATON_HANDOFF_FD" || name == "BATON_HANDOFF_FAULT") {
+      return true;
+    }
+    for (const std::string& e : options_.env) {
+      if (absl::string_view(e).substr(0, e.find('=')) == name) return true;
+    }
+    return false;
+  };
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!overridden(*e)) env.emplace_back(*e);
+  }
+  env.insert(env.end(), options_.env.begin(), options_.env.end());
+
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, stdout_path().c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
+                                   0644);
+  posix_spawn_file_actions_addopen(&actions, 2, stderr_path().c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
+                                   0644);
+  // Nothing of the test process (sockets, rings) leaks into the server.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int s : {SIGUSR2, SIGTERM, SIGINT, SIGPIPE, SIGCHLD}) {
+    sigaddset(&defaults, s);
+  }
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  int err = posix_spawn(&pid, options_.binary.c_str(), &actions, &attr,
+                        argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) {
+    return absl::ErrnoToStatus(err,
+                               absl::StrCat("posix_spawn ", options_.binary));
+  }
+  first_pid_ = pid;
+  Track(pid);
+
+  std::string listening;
+  bool ready = PollUntil(
+      [&] {
+        for (const std::string& line : StdoutLines()) {
+          if (absl::StartsWith(line, "listening on ")) {
+            listening = line;
+            break;
+          }
+        }
+        return (!listening.empty() && ReadPidFile() == first_pid_) ||
+               Exited(first_pid_);
+      },
+      options_.timeout);
+  if (!ready || listening.empty() || ReadPidFile() != first_pid_) {
+    std::string why = ready ? "exited" : "did not start in time";
+    if (auto it = wait_statuses_.find(first_pid_); it != wait_statuses_.end()) {
+      why = DescribeWaitStatus(it->second);
+    }
+    return absl::UnavailableError(absl::StrCat(
+        options_.binary, " (pid ", first_pid_, ") ", why, "; ", LogTail()));
+  }
+  absl::StatusOr<Address> address =
+      Address::Parse(listening.substr(std::strlen("listening on ")));
+  if (!address.ok()) return address.status();
+  address_ = *address;
+  pid_ = first_pid_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RestartResult> ServerProcess::Restart() {
+  const pid_t old = pid_;
+  if (old <= 0 || Exited(old)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no serving process (pid ", old, ")"));
+  }
+  size_t lines_before = LogLines().size();
+  const absl::Time t0 = absl::Now();
+  if (kill(old, SIGUSR2) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("kill(", old, ", SIGUSR2)"));
+  }
+  RestartResult result;
+  result.old_pid = old;
+  std::string failure;
+  bool done = PollUntil(
+      [&] {
+        // Exit first, log second: a process logs before it exits, so a
+        // success line is never missed for an exit already seen. The pid
+        // file may be rewritten after the old process exited.
+        const bool exited = Exited(old);
+        const pid_t now = ReadPidFile();
+        std::vector<std::string> lines = LogLines();
+        bool logged = false;
+        for (size_t i = lines_before; i < lines.size(); ++i) {
+          if (LinePid(lines[i]) != old) continue;
+          if (IsRollbackLine(lines[i])) {
+            failure = lines[i];
+            return true;
+          }
+          if (std::optional<HandoffLine> h = ParseHandoffLine(lines[i])) {
+            result.handoff = *h;
+            logged = true;
+          }
+        }
+        if (exited && !logged) {
+          failure = "the serving process exited without handing over";
+          return true;
+        }
+        if (now != old && now > 0) Track(now);
+        return logged && exited && now != old && now > 0;
+      },
+      options_.timeout);
+  result.took = absl::Now() - t0;
+  if (!failure.empty()) {
+    std::string status;
+    if (auto it = wait_statuses_.find(old); it != wait_statuses_.end()) {
+      status = absl::StrCat(" (", DescribeWaitStatus(it->second), ")");
+    }
+    return absl::AbortedError(absl::StrCat(
+        "restart of pid ", old, " failed: ", failure, status, "; ", LogTail()));
+  }
+  if (!done) {
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "restart of pid %d: after %s the pid file names %d, old pid %s; %s",
+        old, absl::FormatDuration(options_.timeout), ReadPidFile(),
+        Exited(old) ? "exited" : "still running", LogTail()));
+  }
+  result.new_pid = ReadPidFile();
+  if (result.new_pid != result.handoff.child) {
+    return absl::InternalError(
+        absl::StrFormat("pid file names %d but pid %d handed over to pid %d",
+                        result.new_pid, old, result.handoff.child));
+  }
+  if (Exited(result.new_pid)) {
+    return absl::InternalError(
+        absl::StrFormat("the new process %d exited right after taking over; %s",
+                        result.new_pid, LogTail()));
+  }
+  bool found = false;
+  for (const std::string& line : LogLines()) {
+    if (LinePid(line) != result.new_pid) continue;
+    if (std::optional<TakeoverLine> t = ParseTakeoverLine(line)) {
+      result.takeover = *t;
+      found = true;
+    }
+  }
+  if (!found) {
+    return absl::InternalError(absl::StrCat(
+        "pid ", result.new_pid, " serves but logged no takeover; ", LogTail()));
+  }
+  if (auto it = wait_statuses_.find(old); it != wait_statuses_.end()) {
+    result.old_wait_status = it->second;
+  }
+  pid_ = result.new_pid;
+  return result;
+}
+
+absl::StatusOr<std::string> ServerProcess::RestartExpectRollback() {
+  const pid_t old = pid_;
+  if (old <= 0 || Exited(old)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no serving process (pid ", old, ")"));
+  }
+  size_t lines_before = LogLines().size();
+  if (kill(old, SIGUSR2) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("kill(", old, ", SIGUSR2)"));
+  }
+  std::string rollback, failure;
+  bool done = PollUntil(
+      [&] {
+        const bool exited = Exited(old);
+        std::vector<std::string> lines = LogLines();
+        for (size_t i = lines_before; i < lines.size(); ++i) {
+          if (LinePid(lines[i]) != old) continue;
+          if (IsRollbackLine(lines[i])) {
+            rollback = lines[i];
+            return true;
+          }
+          if (ParseHandoffLine(lines[i])) {
+            failure = "the handoff succeeded: " + lines[i];
+            return true;
+          }
+        }
+        if (exited) {
+          failure = "the serving process exited";
+          return true;
+        }
+        return false;
+      },
+      options_.timeout);
+  for (const std::string& line : LogLines()) Track(LinePid(line));
+  if (!failure.empty()) {
+    return absl::AbortedError(absl::StrCat("expected a rollback of pid ", old,
+                                           ": ", failure, "; ", LogTail()));
+  }
+  if (!done) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("no rollback logged by pid ", old, " within ",
+                     absl::FormatDuration(options_.timeout), "; ", LogTail()));
+  }
+  if (ReadPidFile() != old || Exited(old)) {
+    return absl::InternalError(absl::StrFormat(
+        "after the rollback the pid file names %d (expected %d, %s); %s",
+        ReadPidFile(), old, Exited(old) ? "exited" : "alive", LogTail()));
+  }
+  return rollback;
+}
+
+absl::StatusOr<int> ServerProcess::Stop() {
+  const pid_t pid = pid_;
+  if (pid <= 0 || Exited(pid)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no serving process (pid ", pid, ")"));
+  }
+  if (kill(pid, SIGTERM) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("kill(", pid, ", SIGTERM)"));
+  }
+  if (!PollUntil([&] { return Exited(pid); }, options_.timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "pid ", pid, " still running ", absl::FormatDuration(options_.timeout),
+        " after SIGTERM; ", LogTail()));
+  }
+  auto it = wait_statuses_.find(pid);
+  return it == wait_statuses_.end() ? -1 : it->second;
+}
+
+ServerProcess::~ServerProcess() {
+  if (first_pid_ <= 0) return;
+  std::set<pid_t> pids = lineage_;
+  pids.insert(ReadPidFile());
+  for (const std::string& line : LogLines()) pids.insert(LinePid(line));
+  pids.erase(0);
+  for (pid_t pid : pids) {
+    if (!Exited(pid) && LooksLike(pid, options_.binary)) kill(pid, SIGKILL);
+  }
+  // Reap what is ours; a killed process's orphans come to us too.
+  bool all = PollUntil(
+      [&] {
+        bool done = true;
+        for (pid_t pid : pids) done = Exited(pid) && done;
+        return done;
+      },
+      absl::Seconds(10));
+  if (!all) ADD_FAILURE() << "server processes survived SIGKILL";
+  // Zombies we can still reap (their status no longer matters).
+  for (pid_t pid : pids) {
+    int status;
+    waitpid(pid, &status, WNOHANG);
+  }
+}
+
+// --- /proc
+// -----------------------------------------------------------------------
+
+std::string FdCensus::ToString() const {
+  std::vector<std::string> parts;
+  for (const auto& [fd, link] : links)
+    parts.push_back(absl::StrCat(fd, "->", link));
+  return absl::StrCat(total(), " fds: ", absl::StrJoin(parts, ", "));
+}
+
+absl::StatusOr<FdCensus> TakeFdCensus(pid_t pid) {
+  std::string dir = absl::StrCat("/proc/", pid, "/fd");
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return absl::ErrnoToStatus(errno, "opendir " + dir);
+  FdCensus census;
+  while (dirent* e = readdir(d)) {
+    int fd = 0;
+    if (!absl::SimpleAtoi(e->d_name, &fd)) continue;
+    char target[4096];
+    ssize_t n = readlink(absl::StrCat(dir, "/", e->d_name).c_str(), target,
+                         sizeof(target) - 1);
+    if (n < 0) continue;  // closed meanwhile
+    census.links[fd] = std::string(target, static_cast<size_t>(n));
+  }
+  closedir(d);
+  // Classified in fd order.
+  for (const auto& [fd, link] : census.links) {
+    uint64_t inode = 0;
+    if (absl::StartsWith(link, "socket:[") &&
+        absl::SimpleAtoi(link.substr(8, link.size() - 9), &inode)) {
+      census.sockets.insert(inode);
+    } else if (link == "anon_inode:[io_uring]") {
+      ++census.io_uring;
+    } else if (link == "anon_inode:[eventfd]") {
+      ++census.eventfd;
+    } else if (link == "anon_inode:[signalfd]") {
+      ++census.signalfd;
+    } else {
+      census.other.push_back(absl::StrCat(fd, " -> ", link));
+    }
+  }
+  return census;
+}
+
+absl::StatusOr<std::vector<uint64_t>> SocketInodes(pid_t pid) {
+  absl::StatusOr<FdCensus> census = TakeFdCensus(pid);
+  if (!census.ok()) return census.status();
+  return std::vector<uint64_t>(census->sockets.begin(), census->sockets.end());
+}
+
+absl::StatusOr<int> CountFds(pid_t pid) {
+  absl::StatusOr<FdCensus> census = TakeFdCensus(pid);
+  if (!census.ok()) return census.status();
+  return census->total();
+}
+
+absl::StatusOr<std::vector<TcpSocket>> ReadTcpSockets() {
+  std::vector<TcpSocket> out;
+  for (const char* path : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(path);
+    if (!in) {
+      if (std::string(path) == "/proc/net/tcp6") continue;  // no IPv6
+      return absl::UnavailableError(absl::StrCat("cannot read ", path));
+    }
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::vector<std::string> f =
+          absl::StrSplit(line, ' ', absl::SkipWhitespace());
+      if (f.size() < 10) continue;
+      TcpSocket s;
+      auto port = [](const std::string& addr) -> uint16_t {
+        return static_cast<uint16_t>(
+            std::stoul(addr.substr(addr.rfind(':') + 1), nullptr, 16));
+      };
+      s.local_port = port(f[1]);
+      s.remote_port = port(f[2]);
+      s.state = static_cast<int>(std::stoul(f[3], nullptr, 16));
+      size_t colon = f[4].find(':');
+      s.tx_queue = std::stoull(f[4].substr(0, colon), nullptr, 16);
+      s.rx_queue = std::stoull(f[4].substr(colon + 1), nullptr, 16);
+      s.inode = std::stoull(f[9]);
+      out.push_back(s);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::set<uint64_t>> ListeningInodes(uint16_t port) {
+  absl::StatusOr<std::vector<TcpSocket>> sockets = ReadTcpSockets();
+  if (!sockets.ok()) return sockets.status();
+  std::set<uint64_t> out;
+  for (const TcpSocket& s : *sockets) {
+    if (s.state == kTcpListen && s.local_port == port) out.insert(s.inode);
+  }
+  return out;
+}
+
+}  // namespace baton::test_support

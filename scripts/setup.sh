@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages needed to build (and optionally test) baton.
 #
-# Usage: scripts/setup.sh [build|tools]
+# Usage: scripts/setup.sh [build|tools|bench]
 #   build (default)  compiler, build tools and library dependencies
 #   tools            everything from "build" plus runtime tools used by tests
+#   bench            everything from "tools" plus the peers and tools of
+#                    bench/run.sh (Asio, nginx, redis, perf, gnuplot)
 #
 # Idempotent: when everything is already installed it only runs dpkg-query.
 set -euo pipefail
@@ -33,15 +35,26 @@ tool_pkgs=(
   iproute2
 )
 
+bench_pkgs=(
+  libasio-dev
+  nginx-light
+  redis-server
+  linux-perf
+  strace
+  gnuplot-nox
+  python3
+)
+
 case "${group}" in
   build) pkgs=("${build_pkgs[@]}") ;;
   tools) pkgs=("${build_pkgs[@]}" "${tool_pkgs[@]}") ;;
+  bench) pkgs=("${build_pkgs[@]}" "${tool_pkgs[@]}" "${bench_pkgs[@]}") ;;
   -h|--help)
-    sed -n '2,8p' "$0"
+    sed -n '2,10p' "$0"
     exit 0
     ;;
   *)
-    echo "setup.sh: unknown group '${group}' (expected 'build' or 'tools')" >&2
+    echo "setup.sh: unknown group '${group}' (expected 'build', 'tools' or 'bench')" >&2
     exit 2
     ;;
 esac

@@ -10,7 +10,8 @@
 # Builds what it needs (Release, build-bench). Servers are pinned to CPU 1,
 # clients to CPU 0. Every comparison runs the servers alternately, round by
 # round, and reports the median ratio baton/peer with its min and max.
-# Needs: scripts/setup.sh bench (asio, gnuplot, perf, nginx, redis).
+# Installs what it needs first (scripts/setup.sh bench: asio, gnuplot, perf,
+# nginx, redis).
 set -uo pipefail
 
 mode=quick
@@ -22,6 +23,7 @@ case "${1:-}" in
 esac
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
+bash "${root}/scripts/setup.sh" bench || exit 1
 build="${root}/build-bench"
 out="${build}/bench-results"
 rm -rf "${out}"

@@ -21,6 +21,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:0",
 ABSL_FLAG(int, threads, 0, "reactor threads; 0 means one per core");
 ABSL_FLAG(std::string, pid_file, "",
           "file to hold the serving process id (rewritten after a handoff)");
+ABSL_FLAG(size_t, max_inbound, 1 << 20,
+          "unconsumed bytes a connection may hold before it stops receiving "
+          "(back-pressure); a request must fit in it to be parsed whole");
 ABSL_FLAG(absl::Duration, handoff_ready_timeout, absl::Seconds(10),
           "how long a new process may take to report READY before rollback");
 ABSL_FLAG(absl::Duration, handoff_grace, absl::Seconds(1),
@@ -86,6 +89,7 @@ int RunServer(ConnectionHandler handler, handoff::AppHooks hooks) {
     options.threads = static_cast<int>(std::thread::hardware_concurrency());
   }
   options.reactor = ReactorOptions::FromEnv();
+  options.listener.connection.max_inbound = absl::GetFlag(FLAGS_max_inbound);
   absl::StatusOr<std::unique_ptr<Reactor>> reactor =
       Reactor::Create(options.reactor);
   if (!reactor.ok()) {

@@ -3,6 +3,7 @@
 //   --listen HOST:PORT   address to serve (port 0: any; printed on stdout)
 //   --threads N          reactors, one thread each (default: all cores)
 //   --pid-file PATH      written atomically by whichever process serves
+//   --max_inbound BYTES  unconsumed bytes per connection before back-pressure
 //   --handoff_ready_timeout, --handoff_grace, --handoff_ack_timeout
 // Flag names accept '-' or '_'. SIGUSR2 hands the server over to a fresh
 // process of the same binary (see baton/handoff/supervisor.h); SIGTERM and

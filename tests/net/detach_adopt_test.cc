@@ -39,33 +39,7 @@ int IoctlInt(int fd, unsigned long request) {
   return value;
 }
 
-class DetachAdoptTest : public ::testing::TestWithParam<net_test::ReceiveMode> {
- protected:
-  // Creates the reactor and a listener on 127.0.0.1 (skips if the mode is
-  // unavailable).
-  void SetUp() override {
-    std::string skip;
-    reactor_ = net_test::CreateReactor(GetParam(), {}, &skip);
-    if (reactor_ == nullptr) GTEST_SKIP() << skip;
-    absl::StatusOr<Listener> listener =
-        Listener::Bind(*Address::Parse("127.0.0.1:0"));
-    ASSERT_TRUE(listener.ok()) << listener.status();
-    listener_.emplace(*std::move(listener));
-    address_ = *listener_->local_address();
-  }
-  void TearDown() override {
-    if (reactor_ == nullptr) return;
-    if (listener_.has_value()) {
-      reactor_->BlockOn(listener_->StopAccepting());
-      listener_.reset();
-    }
-    EXPECT_EQ(reactor_->inflight(), 0);
-  }
-
-  std::unique_ptr<Reactor> reactor_;
-  std::optional<Listener> listener_;
-  Address address_;
-};
+class DetachAdoptTest : public net_test::ListenerFixture {};
 
 // --- The full handoff ---
 

@@ -47,27 +47,11 @@ Task<void> Turns(int n) {
   for (int i = 0; i < n; ++i) co_await Yield();
 }
 
-class ListenerTest : public ::testing::TestWithParam<net_test::ReceiveMode> {
+class ListenerTest : public net_test::ListenerFixture {
  protected:
-  void SetUp() override {
-    std::string skip;
-    reactor_ = net_test::CreateReactor(GetParam(), {}, &skip);
-    if (reactor_ == nullptr) GTEST_SKIP() << skip;
-    absl::StatusOr<Listener> listener =
-        Listener::Bind(*Address::Parse("127.0.0.1:0"));
-    ASSERT_TRUE(listener.ok()) << listener.status();
-    listener_.emplace(*std::move(listener));
-    address_ = *listener_->local_address();
-  }
   void TearDown() override {
-    if (reactor_ == nullptr) return;
-    if (listener_.has_value()) {
-      reactor_->BlockOn(listener_->StopAccepting());
-      for (int fd : listener_->TakeQueued()) close(fd);
-      listener_.reset();
-    }
     for (int fd : clients_) close(fd);
-    EXPECT_EQ(reactor_->inflight(), 0);
+    net_test::ListenerFixture::TearDown();
   }
 
   // A blocking client socket connected to the listener (the kernel completes
@@ -79,9 +63,6 @@ class ListenerTest : public ::testing::TestWithParam<net_test::ReceiveMode> {
     return fd;
   }
 
-  std::unique_ptr<Reactor> reactor_;
-  std::optional<Listener> listener_;
-  Address address_;
   std::vector<int> clients_;
 };
 

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -442,6 +443,35 @@ Task<bool> PollUntil(Condition condition, absl::Duration limit) {
   }
   co_return true;
 }
+
+// A reactor in the parameter's receive mode (skips if the kernel lacks it)
+// and a listener on 127.0.0.1; TearDown stops accepting and checks that no
+// kernel operation is left in flight.
+class ListenerFixture : public ::testing::TestWithParam<ReceiveMode> {
+ protected:
+  void SetUp() override {
+    std::string skip;
+    reactor_ = CreateReactor(GetParam(), {}, &skip);
+    if (reactor_ == nullptr) GTEST_SKIP() << skip;
+    absl::StatusOr<Listener> listener =
+        Listener::Bind(*Address::Parse("127.0.0.1:0"));
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    listener_.emplace(*std::move(listener));
+    address_ = *listener_->local_address();
+  }
+  void TearDown() override {
+    if (reactor_ == nullptr) return;
+    if (listener_.has_value()) {
+      reactor_->BlockOn(listener_->StopAccepting());
+      listener_.reset();  // closes any accepted fd nobody took
+    }
+    EXPECT_EQ(reactor_->inflight(), 0);
+  }
+
+  std::unique_ptr<Reactor> reactor_;
+  std::optional<Listener> listener_;
+  Address address_;
+};
 
 }  // namespace baton::net_test
 

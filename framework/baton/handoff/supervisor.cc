@@ -341,6 +341,7 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
 
   // From here on no byte of any connection is read by this process.
   FrozenConnections f = co_await server_.Freeze(options_.grace);
+  const int handlers_cancelled = f.handlers_cancelled;
   *frozen = std::move(f.connections);
   *is_frozen = true;
   const absl::Time t_frozen = absl::Now();
@@ -407,13 +408,14 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   SetStats(stats);
   const absl::Time t_end = absl::Now();
   Log("handoff to pid %d complete: %d connections (%d with unread bytes), "
-      "%d inbound bytes, %d outbound bytes, %d listeners, app state %d bytes; "
+      "%d inbound bytes, %d outbound bytes, %d listeners, app state %d bytes, "
+      "%d busy handlers cancelled after the grace period; "
       "ready %.2f ms, freeze %.2f ms, transfer %.2f ms, paused %.2f ms, total "
       "%.2f ms",
       child.pid, stats.connections, with_unread, stats.inbound_bytes,
       stats.outbound_bytes, stats.listeners, stats.app_state_bytes,
-      Ms(t_ready - t_start), Ms(t_frozen - t_ready), Ms(t_end - t_frozen),
-      Ms(t_end - t_ready), Ms(t_end - t_start));
+      handlers_cancelled, Ms(t_ready - t_start), Ms(t_frozen - t_ready),
+      Ms(t_end - t_frozen), Ms(t_end - t_ready), Ms(t_end - t_start));
   co_return absl::OkStatus();
 }
 

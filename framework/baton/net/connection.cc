@@ -179,11 +179,9 @@ void Connection::OnRecv(int32_t res, uint32_t flags) {
   } else if (stopping_ || recv_paused_) {
     CancelRecv();  // still delivering: an earlier cancel missed
   }
-  if (ReaderHasNews()) NotifyReader();
+  if (ReaderHasNews()) reader_.Wake();
   NotifyLifecycle();
 }
-
-void Connection::NotifyReader() { reader_.Wake(); }
 
 // --- Outbound ---
 
@@ -212,7 +210,7 @@ void Connection::OnSend(int32_t res, uint32_t /*flags*/) {
     bytes_sent_ += static_cast<uint64_t>(res);
   } else if (res < 0 && res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
     error_ = absl::ErrnoToStatus(-res, "send");
-    NotifyReader();
+    reader_.Wake();
   }
   MaybeSend();
   NotifyDrainer();

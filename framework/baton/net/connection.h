@@ -199,7 +199,6 @@ class Connection {
   void MaybeSend();
   void PrepareToWait();
   bool ReaderHasNews() const;
-  void NotifyReader();
   void NotifyDrainer();
   void NotifyLifecycle();
   void OnCancelDone(int32_t res, uint32_t flags);

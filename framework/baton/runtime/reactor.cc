@@ -228,12 +228,6 @@ void Reactor::CancelOperation(Operation* op) {
   io_uring_sqe_set_data(sqe, nullptr);
 }
 
-void Reactor::CancelFd(int fd) {
-  io_uring_sqe* sqe = PrepareSqe(nullptr);
-  io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-  io_uring_sqe_set_data(sqe, nullptr);
-}
-
 void Reactor::Post(std::coroutine_handle<> h) { ready_.push_back(h); }
 
 void Reactor::Schedule(absl::AnyInvocable<void()> fn) {

@@ -109,10 +109,9 @@ class Reactor {
   // A free SQE whose user_data points at `op` (nullptr: completion ignored).
   // Never null: a full SQ is submitted to make room.
   io_uring_sqe* PrepareSqe(Operation* op);
-  // Asks the kernel to cancel `op` (by user_data) or every operation on `fd`.
-  // The targets still deliver their final CQE.
+  // Asks the kernel to cancel `op` (by user_data, a hash lookup). The target
+  // still delivers its final CQE.
   void CancelOperation(Operation* op);
-  void CancelFd(int fd);
   // Resumes `h` on a later loop turn.
   void Post(std::coroutine_handle<> h);
   // Runs `fn` on a later loop turn; callable from any thread.

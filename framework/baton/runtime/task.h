@@ -175,9 +175,6 @@ class [[nodiscard]] Task {
     return Awaiter{handle_, stop};
   }
 
-  // For the runtime: gives up ownership of the frame.
-  Handle Release() { return std::exchange(handle_, {}); }
-
  private:
   explicit Task(Handle h) : handle_(h) {}
   void Reset() {

@@ -181,7 +181,16 @@ Action Config(Call& c) {
 std::string InfoText(Call& c, absl::Span<const std::string_view> wanted) {
   ServerInfo info;
   if (*c.info) info = (*c.info)();
-  const size_t keys = c.store->Size(c.now);
+  bool all = wanted.empty();
+  bool keyspace = false;
+  for (std::string_view w : wanted) {
+    all = all || Is(w, "all") || Is(w, "everything") || Is(w, "default");
+    keyspace = keyspace || Is(w, "keyspace");
+  }
+  // Counting keys deletes the expired ones: only when they are asked for,
+  // so that "INFO stats" observes expiry without causing it.
+  const uint64_t expired = c.store->ExpiredCount();
+  const size_t keys = all || keyspace ? c.store->Size(c.now) : 0;
   const size_t expires = c.store->VolatileCount();
   const auto uptime = absl::ToInt64Seconds(info.uptime);
   const handoff::HandoffStats& h = info.handoff;
@@ -205,7 +214,8 @@ std::string InfoText(Call& c, absl::Span<const std::string_view> wanted) {
       {"stats",
        absl::StrCat(
            "total_connections_received:", info.total_connections_received,
-           "\r\ntotal_commands_processed:", c.commands_processed + 1, "\r\n")},
+           "\r\ntotal_commands_processed:", c.commands_processed + 1,
+           "\r\nexpired_keys:", expired, "\r\n")},
       {"handoff",
        absl::StrCat(
            "restarts:", h.restarts, "\r\nlast_connections_moved:",
@@ -213,18 +223,11 @@ std::string InfoText(Call& c, absl::Span<const std::string_view> wanted) {
            "\r\nlast_outbound_bytes_moved:", h.outbound_bytes,
            "\r\nlast_app_state_bytes:", h.app_state_bytes,
            "\r\nlast_bytes_moved:",
-           h.inbound_bytes + h.outbound_bytes + h.app_state_bytes,
-           "\r\nlarge_partial_commands_carried:", info.carried_commands,
-           "\r\nlarge_partial_command_bytes_carried:", info.carried_bytes,
-           "\r\n")},
+           h.inbound_bytes + h.outbound_bytes + h.app_state_bytes, "\r\n")},
       {"keyspace", keys == 0 ? std::string()
                              : absl::StrCat("db0:keys=", keys, ",expires=",
                                             expires, ",avg_ttl=0\r\n")},
   };
-  bool all = wanted.empty();
-  for (std::string_view w : wanted) {
-    all = all || Is(w, "all") || Is(w, "everything") || Is(w, "default");
-  }
   std::string text;
   for (const Section& s : sections) {
     bool selected = all;

@@ -38,10 +38,6 @@ struct ServerInfo {
   int64_t connected_clients = 0;
   int64_t total_connections_received = 0;  // by this process
   handoff::HandoffStats handoff;           // the last hot restart
-  // Connections that arrived with a partial command too large for their
-  // inbound buffer in their handoff state, and its bytes.
-  int64_t carried_commands = 0;
-  int64_t carried_bytes = 0;
 };
 
 enum class Action {

@@ -10,43 +10,50 @@
 // old process once every handler has returned, Store::Deserialize() in the
 // new one before any connection is served.
 //
-// A command larger than kSpillAt cannot wait in the connection's inbound
-// buffer (the framework stops receiving at 1 MiB unconsumed, a limit apps
-// cannot raise), so its bytes move into the handler's own buffer; if a
-// handoff comes while it is there, the buffer travels as the connection's
-// handoff state and the new process continues from it.
-#include <pthread.h>
-#include <signal.h>
+// A command larger than the connection's back-pressure bound (--max_inbound)
+// raises that connection's bound, up to --max_query_bytes, until it has
+// arrived whole; it is an ordinary partial command meanwhile, moved as
+// unconsumed bytes by a handoff. Expiry of keys past their TTL runs as the
+// app's background task (AppHooks::background), stopped before the dataset
+// is saved for a handoff and started again in the new process.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "baton/net/address.h"
 #include "baton/net/connection.h"
 #include "baton/runtime/log.h"
 #include "baton/runtime/reactor.h"
+#include "baton/runtime/timer.h"
 #include "common/server_main.h"
 #include "kv/commands.h"
 #include "kv/resp.h"
 #include "kv/store.h"
 #include "kv/view.h"
 
-ABSL_DECLARE_FLAG(int, threads);  // apps/common: the shared command line
+// apps/common: the shared command line.
+ABSL_DECLARE_FLAG(int, threads);
+ABSL_DECLARE_FLAG(size_t, max_inbound);
 
 ABSL_FLAG(size_t, max_bulk_bytes, size_t{64} << 20,
           "longest string a client may send, in bytes (at most 512 MiB)");
 ABSL_FLAG(size_t, max_array, size_t{1} << 20, "most arguments in one command");
+ABSL_FLAG(size_t, max_query_bytes, size_t{1} << 30,
+          "largest command, in bytes, a connection may buffer whole (like "
+          "Redis's client-query-buffer-limit); larger closes the connection");
 ABSL_FLAG(absl::Duration, expire_interval, absl::Milliseconds(100),
           "how often keys past their TTL are deleted in the background");
 
@@ -57,21 +64,16 @@ namespace {
 constexpr size_t kMaxUnsent = size_t{1} << 20;
 // Write replies out once a run of commands produced this many bytes.
 constexpr size_t kReplyBatch = size_t{256} << 10;
-// A partial command at least this long moves into the handler's buffer.
-constexpr size_t kSpillAt = size_t{256} << 10;
-// Marks a connection's handoff state as a spilled partial command.
-constexpr std::string_view kCarryTag = "kv-carry-v1:";
 
 struct Shared {
   Store store;
   Dispatcher dispatcher;
   ParseLimits limits;
+  size_t max_query_bytes = 0;
   absl::Time started = absl::Now();
   std::atomic<int64_t> connected{0};
   std::atomic<int64_t> total_connections{0};
   std::atomic<uint16_t> port{0};
-  std::atomic<int64_t> carried_commands{0};
-  std::atomic<int64_t> carried_bytes{0};
   int threads = 0;
 
   Shared() : dispatcher(&store, [this] { return Info(); }) {}
@@ -85,8 +87,6 @@ struct Shared {
     info.connected_clients = connected.load(std::memory_order_relaxed);
     info.total_connections_received =
         total_connections.load(std::memory_order_relaxed);
-    info.carried_commands = carried_commands.load(std::memory_order_relaxed);
-    info.carried_bytes = carried_bytes.load(std::memory_order_relaxed);
     if (const handoff::Supervisor* sup = app::CurrentSupervisor()) {
       info.handoff = sup->last_handoff();
     }
@@ -109,10 +109,11 @@ class ClientGuard {
   Shared& shared_;
 };
 
-// Leaves the spilled bytes (if any) to travel with the connection.
-void SaveCarry(Connection& conn, const std::string& carry) {
-  conn.set_handoff_state(carry.empty() ? std::string()
-                                       : absl::StrCat(Av(kCarryTag), carry));
+std::string QueryLimitError(size_t limit) {
+  return absl::StrFormat(
+      "ERR Protocol error: command larger than the query buffer limit (%d "
+      "bytes)",
+      limit);
 }
 
 Task<void> Serve(Connection& conn, Shared& shared) {
@@ -123,46 +124,40 @@ Task<void> Serve(Connection& conn, Shared& shared) {
       shared.port.store(local->port(), std::memory_order_relaxed);
     }
   }
-  // Bytes of a command too large for the inbound buffer, taken from it
-  // already (or handed over by the previous process); inbound bytes follow.
-  std::string carry;
-  if (std::string_view state = conn.handoff_state();
-      state.substr(0, kCarryTag.size()) == kCarryTag) {
-    carry.assign(state.substr(kCarryTag.size()));
-    shared.carried_commands.fetch_add(1, std::memory_order_relaxed);
-    shared.carried_bytes.fetch_add(static_cast<int64_t>(carry.size()),
-                                   std::memory_order_relaxed);
-  }
-  conn.set_handoff_state(std::string());
+  const size_t usual_max_inbound = conn.max_inbound();
   Command cmd;
   std::string out;
   while (true) {
-    if (conn.quiescing()) {
-      SaveCarry(conn, carry);
-      co_return;
-    }
-    if (!carry.empty() && !conn.inbound().empty()) {
-      carry.append(conn.inbound());
-      conn.Consume(conn.inbound().size());
-    }
-    const std::string_view input =
-        carry.empty() ? conn.inbound() : std::string_view(carry);
+    if (conn.quiescing()) co_return;
+    const std::string_view input = conn.inbound();
     size_t pos = 0;
-    bool close = false;
+    // QUIT closes once its reply is sent; a protocol error lingers too, so a
+    // client still sending reads the error rather than a reset.
+    Closing close = Closing::kNo;
     bool more_ready = false;  // stopped at kReplyBatch, commands remain
     while (pos < input.size()) {
       ParseResult r = ParseCommand(input.substr(pos), shared.limits, &cmd);
+      // However much a receive delivered at once, a command (even a partial
+      // one) over the limit is refused.
+      const size_t size = r.status == ParseStatus::kIncomplete
+                              ? input.size() - pos
+                              : r.consumed;
+      if (size > shared.max_query_bytes) {
+        AppendError(&out, QueryLimitError(shared.max_query_bytes));
+        close = Closing::kLinger;
+        break;
+      }
       if (r.status == ParseStatus::kIncomplete) break;
       if (r.status == ParseStatus::kError) {
         AppendError(&out, absl::StrCat("ERR ", r.error));
-        close = true;
+        close = Closing::kLinger;
         break;
       }
       pos += r.consumed;
       if (!cmd.args.empty() &&
           shared.dispatcher.Execute(cmd.args, absl::Now(), &out) ==
               Action::kClose) {
-        close = true;
+        close = Closing::kWhenFlushed;
         break;
       }
       if (out.size() >= kReplyBatch) {
@@ -175,77 +170,47 @@ Task<void> Serve(Connection& conn, Shared& shared) {
       conn.Write(out);
       out.clear();
     }
-    if (carry.empty()) {
-      conn.Consume(pos);
-    } else {
-      carry.erase(0, pos);
-      if (carry.empty()) std::string().swap(carry);  // free a big buffer
-    }
+    conn.Consume(pos);
     if (out.capacity() > kReplyBatch * 2) std::string().swap(out);
-    if (close) co_return;  // the server sends what is queued, then closes
-    if (carry.empty() && !more_ready && conn.inbound().size() >= kSpillAt) {
-      carry.assign(conn.inbound());
-      conn.Consume(conn.inbound().size());
+    if (close != Closing::kNo) {
+      conn.CloseWhenFlushed(close);
+      co_return;
+    }
+    // A large command has been served: back to the usual bound.
+    if (conn.max_inbound() > usual_max_inbound &&
+        conn.inbound().size() < usual_max_inbound) {
+      conn.set_max_inbound(usual_max_inbound);
     }
     if (conn.outbound_size() > kMaxUnsent) {
-      if (!(co_await conn.Drain(kMaxUnsent)).ok()) {
-        SaveCarry(conn, carry);
-        co_return;
-      }
+      if (!(co_await conn.Drain(kMaxUnsent)).ok()) co_return;
     }
     if (more_ready) {
       co_await Yield();  // let the reactor's other connections run
       continue;
     }
     absl::StatusOr<size_t> n = co_await conn.Read();
-    if (!n.ok()) {
-      // Inbound full: cannot happen past the spill above, but harmless.
-      if (absl::IsResourceExhausted(n.status())) continue;
-      SaveCarry(conn, carry);  // stop or handoff (or a broken connection)
-      co_return;
+    if (n.ok()) {
+      if (*n == 0) co_return;  // the client closed
+      continue;
     }
-    if (*n == 0) co_return;  // the client closed
+    if (!absl::IsResourceExhausted(n.status())) co_return;  // stop, handoff
+    // The buffer is full and holds no complete command: one larger than the
+    // bound is arriving (within the bulk, array and query limits, checked
+    // above). Let it grow to one byte past the query limit, which the parser
+    // loop then refuses.
+    conn.set_max_inbound(
+        std::min(shared.max_query_bytes + 1, conn.max_inbound() * 2));
   }
 }
 
-// Deletes keys past their TTL every `interval`, in batches so the store's
-// lock is never held for long.
-class Expirer {
- public:
-  Expirer(Store* store, absl::Duration interval)
-      : store_(store), interval_(interval) {
-    // The supervisor reads SIGUSR2/SIGTERM from a signalfd and blocks them
-    // only in threads started after it: a thread started before, with the
-    // default dispositions, would be killed by the first SIGUSR2. Start this
-    // one with every signal blocked (it inherits the mask).
-    sigset_t all, previous;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &previous);
-    thread_ = std::thread([this] { Run(); });
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+// Deletes keys past their TTL every `interval`, in batches so that neither
+// the store's lock nor the reactor is held for long.
+Task<void> ExpireKeys(Store* store, absl::Duration interval) {
+  constexpr size_t kBatch = 1000;
+  while ((co_await Sleep(interval)).ok()) {
+    while (store->ExpireDue(absl::Now(), kBatch) == kBatch) co_await Yield();
   }
-  ~Expirer() {
-    stop_.Notify();
-    thread_.join();
-  }
-  Expirer(const Expirer&) = delete;
-  Expirer& operator=(const Expirer&) = delete;
-
- private:
-  void Run() {
-    constexpr size_t kBatch = 1000;
-    while (!stop_.WaitForNotificationWithTimeout(interval_)) {
-      while (store_->ExpireDue(absl::Now(), kBatch) == kBatch &&
-             !stop_.HasBeenNotified()) {
-      }
-    }
-  }
-
-  Store* store_;
-  absl::Duration interval_;
-  absl::Notification stop_;
-  std::thread thread_;
-};
+}
 
 }  // namespace
 }  // namespace baton::kv
@@ -280,7 +245,8 @@ int main(int argc, char** argv) {
   if (shared.threads <= 0) {
     shared.threads = static_cast<int>(std::thread::hardware_concurrency());
   }
-  baton::kv::Expirer expirer(&shared.store, interval);
+  shared.max_query_bytes = std::max(absl::GetFlag(FLAGS_max_query_bytes),
+                                    absl::GetFlag(FLAGS_max_inbound));
 
   baton::handoff::AppHooks hooks;
   hooks.save_state = []() -> absl::StatusOr<std::string> {
@@ -295,6 +261,9 @@ int main(int argc, char** argv) {
     baton::Log("kv: restored %d keys (%d bytes) from the previous process",
                shared.store.Size(now), blob.size());
     return absl::OkStatus();
+  };
+  hooks.background = [interval] {
+    return baton::kv::ExpireKeys(&shared.store, interval);
   };
   return baton::app::RunServer(
       [](baton::Connection& conn) { return baton::kv::Serve(conn, shared); },

@@ -102,6 +102,7 @@ Store::Entry* Store::Find(std::string_view key, absl::Time now) {
   if (it == map_.end()) return nullptr;
   if (it->second.deadline <= now) {
     Erase(it);
+    ++expired_;
     return nullptr;
   }
   return &it->second;
@@ -352,8 +353,14 @@ size_t Store::Size(absl::Time now) {
   absl::MutexLock lock(&mu_);
   while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
     EraseKey(deadlines_.begin()->second);
+    ++expired_;
   }
   return map_.size();
+}
+
+uint64_t Store::ExpiredCount() {
+  absl::MutexLock lock(&mu_);
+  return expired_;
 }
 
 size_t Store::VolatileCount() {
@@ -466,6 +473,7 @@ size_t Store::ExpireDue(absl::Time now, size_t limit) {
     EraseKey(deadlines_.begin()->second);
     ++n;
   }
+  expired_ += n;
   return n;
 }
 

@@ -150,6 +150,9 @@ class Store {
   // Deletes up to `limit` keys whose deadline is not after `now`, earliest
   // first; returns how many.
   size_t ExpireDue(absl::Time now, size_t limit);
+  // Keys deleted because their deadline passed (by any of the paths above,
+  // or by a lookup that found them expired), in this process.
+  uint64_t ExpiredCount();
 
   // --- Snapshot ---
   // Every key alive at `now`, with its deadline.
@@ -182,6 +185,7 @@ class Store {
   Map map_ ABSL_GUARDED_BY(mu_);
   Deadlines deadlines_ ABSL_GUARDED_BY(mu_);  // (deadline, key) of each key
                                               // that has one
+  uint64_t expired_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace baton::kv

@@ -54,6 +54,7 @@ Snapshot RandomSnapshot(std::mt19937_64& rng, size_t connections,
     DetachedConnection c;
     c.fd = static_cast<int>(rng() % 1000);  // not encoded
     c.service = static_cast<uint32_t>(rng());
+    c.closing = static_cast<Closing>(rng() % 3);
     c.inbound = RandomBytes(rng, RandomLength(rng, max_len));
     c.outbound = RandomBytes(rng, RandomLength(rng, max_len));
     c.state = RandomBytes(rng, RandomLength(rng, max_len));
@@ -71,6 +72,7 @@ void ExpectSameSnapshot(const Snapshot& got, const Snapshot& want) {
     const DetachedConnection& w = want.connections[i];
     EXPECT_EQ(g.fd, -1) << "fds travel beside the snapshot, not in it";
     EXPECT_EQ(g.service, w.service);
+    EXPECT_EQ(g.closing, w.closing);
     EXPECT_EQ(g.inbound, w.inbound);
     EXPECT_EQ(g.outbound, w.outbound);
     EXPECT_EQ(g.state, w.state);
@@ -227,6 +229,7 @@ TEST(WireSnapshotTest, AbsurdLengthsAreDataLoss) {
       std::string bytes = SnapshotHeader();
       Put(bytes, uint32_t{1});  // one connection
       Put(bytes, uint32_t{7});  // service
+      Put(bytes, uint32_t{0});  // closing
       for (int f = 0; f < 3; ++f) Put(bytes, f == field ? len : uint64_t{0});
       bytes.append(28, 'b');
       absl::StatusOr<Snapshot> back = DecodeSnapshot(bytes);
@@ -235,6 +238,19 @@ TEST(WireSnapshotTest, AbsurdLengthsAreDataLoss) {
           << "field " << field << ": " << back.status();
     }
   }
+}
+
+TEST(WireSnapshotTest, UnknownClosingModeIsDataLoss) {
+  std::string bytes = SnapshotHeader();
+  Put(bytes, uint32_t{1});  // one connection
+  Put(bytes, uint32_t{7});  // service
+  Put(bytes, uint32_t{3});  // closing: no such mode
+  for (int f = 0; f < 3; ++f) Put(bytes, uint64_t{0});
+  absl::StatusOr<Snapshot> back = DecodeSnapshot(bytes);
+  ASSERT_FALSE(back.ok());
+  EXPECT_TRUE(absl::IsDataLoss(back.status())) << back.status();
+  EXPECT_THAT(std::string(back.status().message()),
+              testing::HasSubstr("closing mode 3"));
 }
 
 TEST(WireSnapshotTest, RandomCorruptionNeverCrashes) {

@@ -6,6 +6,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kv/kv_test_util.h"
@@ -258,9 +260,9 @@ TEST_F(KvServerTest, ValueLargerThanTheInboundBufferSplitAcrossARestart) {
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
-  // Half of it is more than the connection buffers unconsumed: the server
-  // holds those bytes itself, and they travel as the connection's handoff
-  // state.
+  // Half of it is more than the connection buffers unconsumed by default:
+  // the handler raises its connection's bound, and those bytes travel as
+  // ordinary unconsumed inbound bytes.
   std::string big(2 << 20, 'b');
   big[12345] = 'X';
   const std::string command = Encode({"SET", "big", big});
@@ -275,11 +277,58 @@ TEST_F(KvServerTest, ValueLargerThanTheInboundBufferSplitAcrossARestart) {
   EXPECT_EQ(*client.Reply(), "+OK\r\n");
   EXPECT_EQ(client.Extra(absl::Milliseconds(50)), "");
   EXPECT_EQ(*client.Call({"GET", "big"}), Bulk(big));
-  // The first half travelled as the connection's handoff state.
+  // The first half travelled as unconsumed inbound bytes.
   std::string info = *client.Call({"INFO", "handoff"});
-  EXPECT_THAT(info, HasSubstr("large_partial_commands_carried:1\r\n"));
-  EXPECT_THAT(info, ::testing::ContainsRegex(
-                        "large_partial_command_bytes_carried:[1-9][0-9]{6}"));
+  EXPECT_THAT(
+      info, ::testing::ContainsRegex("last_inbound_bytes_moved:[1-9][0-9]{6}"));
+  ASSERT_OK(server.Stop());
+}
+
+TEST_F(KvServerTest, CommandLargerThanTheQueryLimitIsRefused) {
+  KvServer server(
+      {"--threads=1", "--max_inbound=65536", "--max_query_bytes=262144"});
+  ASSERT_OK(server.Start());
+  KvClient client;
+  ASSERT_OK(client.Connect(server.port()));
+  // Within the limit: the bound grows for it.
+  EXPECT_EQ(*client.Call({"SET", "k", std::string(200000, 'v')}), "+OK\r\n");
+  // Over it: refused with a clear error, and the connection closes.
+  ASSERT_OK(client.Send(Encode({"SET", "k", std::string(300000, 'w')})));
+  EXPECT_EQ(*client.Reply(),
+            "-ERR Protocol error: command larger than the query buffer limit "
+            "(262144 bytes)\r\n");
+  EXPECT_TRUE(client.ClosedByPeer());
+  KvClient other;
+  ASSERT_OK(other.Connect(server.port()));
+  EXPECT_EQ(*other.Call({"STRLEN", "k"}), ":200000\r\n");
+  ASSERT_OK(server.Stop());
+}
+
+// Expiry runs as the app's background task: keys nobody touches are deleted
+// by it, in the process that took over as well.
+TEST_F(KvServerTest, KeysExpireInTheBackgroundAfterARestart) {
+  KvServer server({"--threads=1", "--expire_interval=10ms"});
+  ASSERT_OK(server.Start());
+  KvClient client;
+  ASSERT_OK(client.Connect(server.port()));
+  std::string batch;
+  for (int i = 0; i < 100; ++i) {
+    batch += Encode({"SET", absl::StrCat("ttl:", i), "v", "PX", "300"});
+  }
+  ASSERT_OK(client.Send(batch));
+  ASSERT_TRUE(client.Replies(100).ok());
+  absl::StatusOr<pid_t> fresh = server.Restart();
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  // "INFO stats" counts expired keys without looking any key up.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  std::string stats;
+  while (absl::Now() < deadline) {
+    stats = *client.Call({"INFO", "stats"});
+    if (absl::StrContains(stats, "expired_keys:100\r\n")) break;
+    absl::SleepFor(absl::Milliseconds(20));  // polling a counter
+  }
+  EXPECT_THAT(stats, HasSubstr("expired_keys:100\r\n"));
+  EXPECT_EQ(*client.Call({"DBSIZE"}), ":0\r\n");
   ASSERT_OK(server.Stop());
 }
 

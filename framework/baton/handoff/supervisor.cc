@@ -239,14 +239,29 @@ Task<int> Supervisor::Run() {
     }
   }
   if (absl::Status s = WritePidFile(); !s.ok()) Log("%s", s.ToString());
+  StartBackground();
 
   signal_loop_.Spawn(SignalLoop());
   co_await signal_loop_.Join();
   co_await handoffs_.Join();
+  co_await StopBackground();
   if (handed_off_) co_return 0;
   Log("stopping: %d connections", static_cast<int>(server_.connection_count()));
   co_await server_.Shutdown(options_.grace);
   co_return 0;
+}
+
+void Supervisor::StartBackground() {
+  if (!hooks_.background || background_running_) return;
+  background_running_ = true;
+  background_.Spawn(hooks_.background());
+}
+
+Task<void> Supervisor::StopBackground() {
+  if (!background_running_) co_return;
+  background_.CancelAll();
+  co_await background_.Join();
+  background_running_ = false;
 }
 
 Task<void> Supervisor::SignalLoop() {
@@ -312,6 +327,7 @@ Task<absl::Status> Supervisor::Handoff() {
   child.Kill();
   size_t resumed = frozen.size();
   if (is_frozen) co_await server_.Resume(std::move(frozen));
+  StartBackground();
   Log("handoff to pid %d failed (%s): %s; rolled back, this process keeps "
       "serving%s",
       *pid, child.Describe(), s.ToString(),
@@ -339,7 +355,9 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   if (!ready.ok()) co_return ready.status();
   const absl::Time t_ready = absl::Now();
 
-  // From here on no byte of any connection is read by this process.
+  // From here on no byte of any connection is read by this process, and the
+  // application's background work is stopped (save_state follows).
+  co_await StopBackground();
   FrozenConnections f = co_await server_.Freeze(options_.grace);
   const int handlers_cancelled = f.handlers_cancelled;
   *frozen = std::move(f.connections);

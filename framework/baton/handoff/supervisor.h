@@ -54,6 +54,13 @@ struct AppHooks {
   // Child, before any connection is served. An error aborts the handoff
   // (the parent keeps serving).
   std::function<absl::Status(std::string_view)> restore_state;
+  // Work of the application's own while this process serves (expiring
+  // keys, flushing logs): runs on the main reactor from when serving starts
+  // (in a new process: after restore_state) until it returns or is
+  // cancelled (its waits end with CancelledError), which happens before a
+  // handoff freezes the server, so save_state never races it, and before a
+  // stop. Started again if a handoff rolls back.
+  std::function<Task<void>()> background;
 };
 
 struct SupervisorOptions {
@@ -109,6 +116,8 @@ class Supervisor {
                               bool* is_frozen);
   Task<void> RunHandoff();
   Task<void> SignalLoop();
+  void StartBackground();
+  Task<void> StopBackground();
   absl::Status WritePidFile();
 
   Server& server_;
@@ -118,6 +127,8 @@ class Supervisor {
   std::unique_ptr<Channel> inherited_;  // child side, until adoption ends
   TaskGroup signal_loop_;
   TaskGroup handoffs_;
+  TaskGroup background_;
+  bool background_running_ = false;
   bool handoff_running_ = false;
   bool handed_off_ = false;
   bool stop_requested_ = false;

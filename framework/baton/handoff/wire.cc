@@ -111,7 +111,8 @@ absl::StatusOr<Message> DecodeMessage(std::string_view datagram,
 std::string EncodeSnapshot(const Snapshot& s, uint32_t version) {
   size_t total = 4 + 4 + 8 + s.app_state.size() + 4;
   for (const auto& c : s.connections) {
-    total += 4 + 8 * 3 + c.inbound.size() + c.outbound.size() + c.state.size();
+    total +=
+        4 + 4 + 8 * 3 + c.inbound.size() + c.outbound.size() + c.state.size();
   }
   std::string out;
   out.reserve(total);
@@ -122,6 +123,7 @@ std::string EncodeSnapshot(const Snapshot& s, uint32_t version) {
   Put(out, static_cast<uint32_t>(s.connections.size()));
   for (const auto& c : s.connections) {
     Put(out, c.service);
+    Put(out, static_cast<uint32_t>(c.closing));
     Put(out, static_cast<uint64_t>(c.inbound.size()));
     Put(out, static_cast<uint64_t>(c.outbound.size()));
     Put(out, static_cast<uint64_t>(c.state.size()));
@@ -149,8 +151,8 @@ absl::StatusOr<Snapshot> DecodeSnapshot(std::string_view bytes,
   if (!r.Get(&app_len) || !r.Take(app_len, &s.app_state) || !r.Get(&count)) {
     return absl::DataLossError("handoff snapshot truncated in app state");
   }
-  // Each record needs at least 28 bytes: refuse absurd counts up front.
-  if (count > r.remaining() / 28) {
+  // Each record needs at least 32 bytes: refuse absurd counts up front.
+  if (count > r.remaining() / 32) {
     return absl::DataLossError(
         absl::StrFormat("handoff snapshot claims %d connections in %d bytes",
                         count, r.remaining()));
@@ -158,13 +160,20 @@ absl::StatusOr<Snapshot> DecodeSnapshot(std::string_view bytes,
   s.connections.resize(count);
   for (uint32_t i = 0; i < count; ++i) {
     DetachedConnection& c = s.connections[i];
+    uint32_t closing = 0;
     uint64_t in = 0, out = 0, st = 0;
-    if (!r.Get(&c.service) || !r.Get(&in) || !r.Get(&out) || !r.Get(&st) ||
-        !r.Take(in, &c.inbound) || !r.Take(out, &c.outbound) ||
+    if (!r.Get(&c.service) || !r.Get(&closing) || !r.Get(&in) || !r.Get(&out) ||
+        !r.Get(&st) || !r.Take(in, &c.inbound) || !r.Take(out, &c.outbound) ||
         !r.Take(st, &c.state)) {
       return absl::DataLossError(absl::StrFormat(
           "handoff snapshot truncated in connection %d of %d", i, count));
     }
+    if (closing > static_cast<uint32_t>(Closing::kLinger)) {
+      return absl::DataLossError(absl::StrFormat(
+          "handoff snapshot: connection %d has unknown closing mode %d", i,
+          closing));
+    }
+    c.closing = static_cast<Closing>(closing);
   }
   if (r.remaining() != 0) {
     return absl::DataLossError(absl::StrFormat(

@@ -13,8 +13,10 @@
 //
 //   u32 magic "BTNS"  u32 version  u64 app_state_len  app_state bytes
 //   u32 connection_count
-//   per connection: u32 service  u64 inbound_len  u64 outbound_len
-//                   u64 state_len  inbound  outbound  state
+//   per connection: u32 service  u32 closing  u64 inbound_len
+//                   u64 outbound_len  u64 state_len  inbound  outbound  state
+//
+// Version history: 1 = first; 2 = per-connection `closing` (Closing).
 //
 // Connection fds are sent afterwards in kConnections batches whose body is
 // {u32 first, u32 count}: fd i of the batch belongs to record first + i.
@@ -35,7 +37,7 @@
 
 namespace baton::handoff {
 
-inline constexpr uint32_t kWireVersion = 1;
+inline constexpr uint32_t kWireVersion = 2;
 inline constexpr uint32_t kMessageMagic = 0x4e4f5442;   // "BTON"
 inline constexpr uint32_t kSnapshotMagic = 0x534e5442;  // "BTNS"
 inline constexpr size_t kMaxFds = 253;                  // SCM_MAX_FD

@@ -55,6 +55,7 @@ Connection Connection::Adopt(DetachedConnection detached,
   c.queued_.Append(detached.outbound);
   c.state_ = std::move(detached.state);
   c.service_ = detached.service;
+  c.closing_ = detached.closing;
   return c;
 }
 
@@ -70,7 +71,8 @@ Connection::Connection(Connection&& other) noexcept
       state_(std::move(other.state_)),
       service_(other.service_),
       error_(std::move(other.error_)),
-      eof_(other.eof_) {
+      eof_(other.eof_),
+      closing_(other.closing_) {
   assert(!other.started_ && "a Connection moves only before its first use");
 }
 
@@ -87,6 +89,14 @@ void Connection::Consume(size_t n) {
   seen_ = seen_ > n ? seen_ - n : 0;
   // Below the limit again: lift the pause (even if the pausing cancel has
   // not completed yet; its final CQE then re-arms).
+  if (recv_paused_ && inbound_.size() < options_.max_inbound) {
+    recv_paused_ = false;
+    MaybeArmRecv();
+  }
+}
+
+void Connection::set_max_inbound(size_t bytes) {
+  options_.max_inbound = bytes;
   if (recv_paused_ && inbound_.size() < options_.max_inbound) {
     recv_paused_ = false;
     MaybeArmRecv();
@@ -236,6 +246,22 @@ void Connection::NotifyDrainer() {
   if (outbound_size() <= drain_limit_ || !error_.ok()) drainer_.Wake();
 }
 
+// --- Ending ---
+
+void Connection::CloseWhenFlushed(Closing how) {
+  if (closing_ == Closing::kNo || how == Closing::kLinger) closing_ = how;
+}
+
+Task<absl::Status> Connection::ShutdownWrite() {
+  absl::Status flushed = co_await Flush();
+  if (!flushed.ok()) co_return flushed;
+  if (fd_ < 0) co_return absl::FailedPreconditionError("connection is closed");
+  if (shutdown(fd_, SHUT_WR) != 0 && errno != ENOTCONN) {
+    co_return absl::ErrnoToStatus(errno, "shutdown(SHUT_WR)");
+  }
+  co_return absl::OkStatus();
+}
+
 // --- Lifecycle ---
 
 void Connection::Quiesce() {
@@ -310,6 +336,7 @@ Task<absl::StatusOr<DetachedConnection>> Connection::Detach() {
   d.outbound.append(sending_.view());
   d.outbound.append(queued_.view());
   d.state = std::move(state_);
+  d.closing = closing_;
   inbound_.Release();
   sending_.Release();
   queued_.Release();

@@ -26,11 +26,21 @@
 //
 // Back-pressure: while more than `max_inbound` bytes are unconsumed the
 // connection stops receiving (the kernel's window closes); Read() then returns
-// absl::ResourceExhaustedError. A multishot receive that is busy delivering
-// cannot be stopped between two of its completions, so the bound is
+// absl::ResourceExhaustedError. A handler whose protocol needs a larger
+// message whole (and has its own limit on it) raises the bound for its
+// connection with set_max_inbound(). A multishot receive that is busy
+// delivering cannot be stopped between two of its completions, so the bound is
 // max_inbound plus what the reactor's buffer ring can deliver at once
 // (buffer_count x buffer_size); single-shot receives overshoot by at most one
 // 16 KiB read. Buffer-ring exhaustion (-ENOBUFS) re-arms.
+//
+// Closing: a handler that is done with its connection says so with
+// CloseWhenFlushed() and returns; whoever owns the connection (Server) then
+// sends what is queued and closes it. With Closing::kLinger it first shuts
+// the write side and reads and drops input for a bounded time, so that a
+// peer still sending sees the last response rather than a reset. The intent
+// is part of the connection: Detach() carries it, and a process that adopts
+// a closing connection finishes closing it instead of serving it.
 //
 // A Connection belongs to the reactor it was created on. It is movable until
 // its first Read() or Write(); after that, keep it in place (usually the
@@ -64,6 +74,13 @@
 
 namespace baton {
 
+// Whether, and how, the handler asked for the connection to end.
+enum class Closing : uint8_t {
+  kNo = 0,           // serving
+  kWhenFlushed = 1,  // send what is queued, then close
+  kLinger = 2,       // send, shut the write side, drain input a while, close
+};
+
 struct ConnectionOptions {
   // Unconsumed inbound bytes above which receiving pauses.
   size_t max_inbound = 1 << 20;
@@ -77,6 +94,7 @@ struct DetachedConnection {
   std::string inbound;   // received, not consumed, in order
   std::string outbound;  // queued, not yet sent, in order
   std::string state;     // the application's handoff state
+  Closing closing = Closing::kNo;
 };
 
 class Connection {
@@ -98,6 +116,10 @@ class Connection {
   class ReadAwaiter;
   ReadAwaiter Read();
   bool eof() const { return eof_; }
+  // The back-pressure bound of this connection (ConnectionOptions::
+  // max_inbound until changed). Raising it resumes a paused receive.
+  size_t max_inbound() const { return options_.max_inbound; }
+  void set_max_inbound(size_t bytes);
 
   // --- Outbound ---
   void Write(std::string_view bytes);
@@ -110,6 +132,15 @@ class Connection {
   const absl::Status& error() const { return error_; }
   uint64_t bytes_received() const { return bytes_received_; }
   uint64_t bytes_sent() const { return bytes_sent_; }
+
+  // --- Ending ---
+  // The handler is done (see "Closing" above); what it writes before it
+  // returns is still sent.
+  void CloseWhenFlushed(Closing how = Closing::kWhenFlushed);
+  Closing closing() const { return closing_; }
+  // Sends FIN once every queued byte is sent (the peer reads end of stream;
+  // this side may still read). Waits like Flush().
+  Task<absl::Status> ShutdownWrite();
 
   // --- Handoff and shutdown ---
   void Quiesce();
@@ -227,6 +258,7 @@ class Connection {
 
   bool started_ = false;
   bool eof_ = false;
+  Closing closing_ = Closing::kNo;
   bool quiescing_ = false;
   bool stopping_ = false;  // Detach/Close: no new kernel operations
   bool recv_armed_ = false;

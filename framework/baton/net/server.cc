@@ -39,6 +39,10 @@ Task<absl::Status> FlushConnection(Connection& conn) {
   co_return co_await conn.Flush();
 }
 
+Task<absl::StatusOr<size_t>> ReadConnection(Connection& conn) {
+  co_return co_await conn.Read();
+}
+
 absl::StatusOr<int> OpenListeningSocket(const Address& address,
                                         const ListenerOptions& options) {
   absl::StatusOr<Listener> listener = Listener::Bind(address, options);
@@ -188,22 +192,51 @@ Task<void> Server::Serve(Shard* shard, Connection conn) {
   shard->live.insert(&conn);
   shard->live_count.fetch_add(1);
   if (shard->freezing) conn.Quiesce();
-  co_await handler_(conn);
+  if (conn.closing() == Closing::kNo) co_await handler_(conn);
+  // Outside a handoff, a handler that returns is done with its connection.
+  if (!shard->freezing) {
+    if (conn.closing() == Closing::kNo) conn.CloseWhenFlushed();
+    co_await FinishClosing(conn);  // a freeze starting meanwhile ends it
+  }
   shard->live.erase(&conn);
   shard->live_count.fetch_sub(1);
-  if (shard->freezing && conn.error().ok()) {
+  // Handed over: every connection still open, unless the handler closed it
+  // and nothing remains to be done for it.
+  const bool finished =
+      conn.closing() == Closing::kWhenFlushed && conn.outbound_size() == 0;
+  if (shard->freezing && conn.error().ok() && !finished) {
     absl::StatusOr<DetachedConnection> detached = co_await conn.Detach();
     if (detached.ok()) {
       shard->detached.push_back(*std::move(detached));
       co_return;
     }
   }
-  if (conn.error().ok() && conn.outbound_size() > 0) {
-    conn.Unquiesce();
-    (void)co_await WithTimeout(FlushConnection(conn),
-                               options_.close_flush_timeout);
-  }
   co_await conn.Close();
+}
+
+// Flushes (bounded) and, for Closing::kLinger, shuts the write side and
+// drops input until the peer closes or the linger bounds run out. Returns
+// early, leaving the rest to the next process, if a freeze quiesces it.
+Task<void> Server::FinishClosing(Connection& conn) {
+  conn.Unquiesce();  // a stopping server quiesced it; closing still flushes
+  if (!conn.error().ok()) co_return;
+  if (conn.outbound_size() > 0) {
+    absl::Status flushed = co_await WithTimeout(FlushConnection(conn),
+                                                options_.close_flush_timeout);
+    if (!flushed.ok()) co_return;
+  }
+  if (conn.closing() != Closing::kLinger || conn.eof()) co_return;
+  if (!(co_await conn.ShutdownWrite()).ok()) co_return;
+  const absl::Time end = absl::Now() + options_.linger_timeout;
+  size_t dropped = 0;
+  while (dropped < options_.linger_bytes) {
+    dropped += conn.inbound().size();
+    conn.Consume(conn.inbound().size());
+    const absl::Duration left = end - absl::Now();
+    if (left <= absl::ZeroDuration()) co_return;
+    absl::StatusOr<size_t> n = co_await WithTimeout(ReadConnection(conn), left);
+    if (!n.ok() || *n == 0) co_return;
+  }
 }
 
 Task<void> Server::StopShard(Shard* shard, absl::Duration grace,

@@ -4,8 +4,12 @@
 // for the same address and serves every connection it accepts for that
 // connection's whole life, by calling the handler with the Connection. A
 // handler returns when its connection is done, or when a wait returns
-// absl::CancelledError (shutdown or handoff); the server then flushes what
-// is queued (bounded) and closes, or detaches the connection for a handoff.
+// absl::CancelledError (shutdown or handoff). Then the server closes the
+// connection the way it asked (Connection::CloseWhenFlushed: flush, bounded
+// by close_flush_timeout, and optionally linger); during a handoff it
+// detaches the connection instead, unless the handler closed it and nothing
+// is left to send. A connection adopted while closing is finished, never
+// handed to the handler.
 //
 // Shard 0 runs on the caller's reactor; Start() starts the other threads.
 // Everything else is called from shard 0's reactor.
@@ -45,6 +49,10 @@ struct ServerOptions {
   ReactorOptions reactor;
   // How long a closing connection may take to send what is queued.
   absl::Duration close_flush_timeout = absl::Seconds(5);
+  // Closing::kLinger: how long, and how many bytes, to read and drop after
+  // the write side is shut.
+  absl::Duration linger_timeout = absl::Seconds(1);
+  size_t linger_bytes = 1 << 20;
 };
 
 // What Freeze() leaves: every connection, detached, in no particular order.
@@ -88,6 +96,7 @@ class Server {
   Task<void> StartShard(Shard* shard, bool accepting);
   Task<void> AcceptLoop(Shard* shard, Listener* listener);
   Task<void> Serve(Shard* shard, Connection conn);
+  Task<void> FinishClosing(Connection& conn);
   Task<void> FreezeShard(Shard* shard, absl::Duration grace,
                          FrozenConnections* out);
   Task<void> ResumeShard(Shard* shard, std::vector<DetachedConnection> conns);

@@ -241,6 +241,10 @@ Task<void> Server::FinishClosing(Connection& conn) {
 
 Task<void> Server::StopShard(Shard* shard, absl::Duration grace,
                              bool close_all) {
+  // Handlers first: until it is asked to return, a handler that keeps
+  // finding bytes keeps its reactor serving, turn after turn, while the
+  // accept cancels complete. (Those accepted meanwhile are quiesced below.)
+  for (Connection* c : shard->live) c->Quiesce();
   for (auto& l : shard->listeners) {
     co_await l->StopAccepting();
     for (int fd : l->TakeQueued()) {
@@ -275,6 +279,22 @@ Task<void> Server::FreezeShard(Shard* shard, absl::Duration grace,
 }
 
 Task<FrozenConnections> Server::Freeze(absl::Duration grace) {
+  // Every shard stops serving the moment it hears of the freeze, not when
+  // its freeze task gets to run: until a handler is asked to return it keeps
+  // its reactor serving, and with thousands of busy connections each such
+  // turn takes tens of milliseconds.
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    auto quiesce_all = [s] {
+      s->freezing = true;
+      for (Connection* c : s->live) c->Quiesce();
+    };
+    if (s->reactor == Reactor::Current()) {
+      quiesce_all();
+    } else {
+      s->reactor->Schedule(std::move(quiesce_all));
+    }
+  }
   std::vector<FrozenConnections> per_shard(shards_.size());
   TaskGroup freezes;
   for (size_t i = 0; i < shards_.size(); ++i) {

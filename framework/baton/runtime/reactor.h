@@ -3,7 +3,8 @@
 // A Reactor is created on, and used only from, the thread that runs it (the
 // ring is SINGLE_ISSUER where the kernel allows). Each loop turn runs the
 // ready queue, then submits and waits with one syscall, then dispatches the
-// completions it reaped. Every in-flight kernel operation carries a pointer
+// completions it reaped (entering the kernel again while it holds deferred
+// completion work). Every in-flight kernel operation carries a pointer
 // to an Operation record (owned by the awaiting frame or the object that
 // issued it); the reactor calls that record's completion function for each
 // CQE. Records must outlive their final CQE: see stop.h for the cancellation
@@ -114,7 +115,9 @@ class Reactor {
   void CancelOperation(Operation* op);
   // Resumes `h` on a later loop turn.
   void Post(std::coroutine_handle<> h);
-  // Runs `fn` on a later loop turn; callable from any thread.
+  // Runs `fn` on the reactor's thread soon: between two resumptions of the
+  // turn under way (a long turn does not delay it), or on the next turn.
+  // Callable from any thread.
   void Schedule(absl::AnyInvocable<void()> fn);
 
   // Runs until Stop(). Stop() is callable from any thread.
@@ -141,8 +144,10 @@ class Reactor {
   void ProbeFeatures();
   void RunReady();
   void Reap();
+  bool TaskWorkPending() const;
   void ArmWakeup();
   void OnWakeup(int32_t res, uint32_t flags);
+  void RunRemote();
   void Dispatch(const struct io_uring_cqe& cqe);
   void StashCompletions();
 
@@ -163,6 +168,7 @@ class Reactor {
   MemberOperation<Reactor, &Reactor::OnWakeup> wake_op_{this};
   std::mutex remote_mu_;
   std::vector<absl::AnyInvocable<void()>> remote_;
+  std::atomic<bool> remote_pending_{false};  // remote_ may be non-empty
   std::atomic<bool> stop_{false};
 };
 

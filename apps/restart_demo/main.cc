@@ -3,9 +3,11 @@
 // Starts baton-echo (with a test option that makes it consume its input in
 // small pieces, so unread bytes are usually waiting when a restart begins),
 // opens many connections that stream seeded random bytes in random write
-// sizes and check every echoed byte, sends SIGUSR2 again and again, and
-// prints what the clients saw and what each handoff moved. Exits non-zero if
-// any byte was lost, duplicated or reordered, or any connection failed.
+// sizes and check every echoed byte (baton::app::StreamClient, the load the
+// handoff tests run too), sends SIGUSR2 again and again, and prints what the
+// clients saw and what each handoff moved. Exits non-zero if any byte was
+// lost, duplicated or reordered, or any connection failed; 2 if the server
+// or the clients could not start.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -15,8 +17,8 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
-#include <random>
 #include <regex>
 #include <string>
 #include <vector>
@@ -24,15 +26,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/numbers.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "baton/net/listener.h"
-#include "baton/runtime/log.h"
-#include "baton/runtime/reactor.h"
-#include "baton/runtime/task_group.h"
-#include "baton/runtime/timer.h"
+#include "baton/net/address.h"
+#include "common/stream_check.h"
 
 ABSL_FLAG(int, connections, 200, "client connections");
 ABSL_FLAG(int, restarts, 20, "SIGUSR2 restarts to perform");
@@ -48,86 +47,6 @@ ABSL_FLAG(std::string, server, "",
           "baton-echo binary (default: next to this binary's build tree)");
 
 namespace {
-
-using baton::Task;
-
-struct ClientStats {
-  uint64_t sent = 0;
-  uint64_t verified = 0;
-  bool mismatch = false;
-  std::string error;
-  std::vector<absl::Duration> gaps;  // between reads while bytes were owed
-};
-
-struct Demo {
-  baton::Address address;
-  bool stop_sending = false;
-  std::vector<ClientStats> stats;
-};
-
-// Deterministic stream for connection `id`: byte i of it is Byte(id, i).
-char StreamByte(uint32_t seed, int id, uint64_t i) {
-  uint64_t x = (static_cast<uint64_t>(seed) << 40) ^
-               (static_cast<uint64_t>(id) << 32) ^ (i / 8);
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb3fe1a85ec53ULL;
-  x ^= x >> 33;
-  return static_cast<char>(x >> ((i % 8) * 8));
-}
-
-Task<void> Client(Demo* demo, int id) {
-  ClientStats& st = demo->stats[id];
-  const uint32_t seed = absl::GetFlag(FLAGS_seed);
-  const size_t max_write = absl::GetFlag(FLAGS_max_write);
-  const size_t window = absl::GetFlag(FLAGS_window);
-  std::mt19937 rng(seed * 7919 + id);
-  absl::StatusOr<baton::Connection> conn =
-      co_await baton::Connect(demo->address);
-  if (!conn.ok()) {
-    st.error = conn.status().ToString();
-    co_return;
-  }
-  std::string chunk;
-  absl::Time last_read = absl::Now();
-  while (!demo->stop_sending || st.verified < st.sent) {
-    if (!demo->stop_sending && st.sent - st.verified < window) {
-      size_t n = 1 + rng() % max_write;
-      chunk.resize(n);
-      for (size_t i = 0; i < n; ++i)
-        chunk[i] = StreamByte(seed, id, st.sent + i);
-      conn->Write(chunk);
-      st.sent += n;
-    }
-    if (st.verified == st.sent) {
-      co_await baton::Yield();
-      last_read = absl::Now();
-      continue;
-    }
-    absl::StatusOr<size_t> n = co_await conn->Read();
-    if (!n.ok() || *n == 0) {
-      st.error =
-          n.ok() ? "connection closed by the server" : n.status().ToString();
-      break;
-    }
-    absl::Time now = absl::Now();
-    st.gaps.push_back(now - last_read);
-    last_read = now;
-    std::string_view in = conn->inbound();
-    for (size_t i = 0; i < in.size(); ++i) {
-      if (in[i] != StreamByte(seed, id, st.verified + i)) {
-        st.mismatch = true;
-        st.error = absl::StrFormat("byte %d differs", st.verified + i);
-        break;
-      }
-    }
-    if (st.mismatch) break;
-    st.verified += in.size();
-    conn->Consume(in.size());
-  }
-  co_await conn->Close();
-}
 
 pid_t ReadPid(const std::string& path) {
   std::ifstream in(path);
@@ -166,23 +85,19 @@ RestartLog ParseLog(const std::string& path) {
   return r;
 }
 
-Task<int> RunDemo(pid_t first_pid, const std::string& pid_file,
-                  const std::string& log_file, Demo* demo) {
+int RunDemo(pid_t first_pid, const std::string& pid_file,
+            const std::string& log_file, baton::app::StreamClient& client) {
   const int connections = absl::GetFlag(FLAGS_connections);
-  demo->stats.resize(connections);
-  baton::TaskGroup clients;
-  for (int i = 0; i < connections; ++i) clients.Spawn(Client(demo, i));
-
   int restarts_done = 0;
   std::vector<double> observed_ms;
   for (int r = 0; r < absl::GetFlag(FLAGS_restarts); ++r) {
-    (void)co_await baton::Sleep(absl::GetFlag(FLAGS_interval));
+    absl::SleepFor(absl::GetFlag(FLAGS_interval));
     pid_t pid = ReadPid(pid_file);
     absl::Time t0 = absl::Now();
     kill(pid, SIGUSR2);
     // The new process rewrites the pid file once it serves everything.
     while (ReadPid(pid_file) == pid && absl::Now() - t0 < absl::Seconds(20)) {
-      (void)co_await baton::Sleep(absl::Milliseconds(1));
+      absl::SleepFor(absl::Milliseconds(1));
     }
     if (ReadPid(pid_file) == pid) {
       std::printf("restart %d: pid %d did not hand over within 20s\n", r + 1,
@@ -192,17 +107,19 @@ Task<int> RunDemo(pid_t first_pid, const std::string& pid_file,
     ++restarts_done;
     observed_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
   }
-  demo->stop_sending = true;
-  co_await clients.Join();
+  // Every byte sent comes back, then the server's end of stream; what went
+  // wrong is in each connection's result.
+  (void)client.Finish(absl::Seconds(60));
+  const std::vector<baton::app::StreamResult> results = client.Results();
 
   uint64_t sent = 0, verified = 0;
   int failed = 0, mismatched = 0;
   std::vector<absl::Duration> gaps;
-  for (const ClientStats& s : demo->stats) {
+  for (const baton::app::StreamResult& s : results) {
     sent += s.sent;
     verified += s.verified;
     if (!s.error.empty()) ++failed;
-    if (s.mismatch) ++mismatched;
+    if (s.first_mismatch >= 0) ++mismatched;
     gaps.insert(gaps.end(), s.gaps.begin(), s.gaps.end());
   }
   std::sort(gaps.begin(), gaps.end());
@@ -256,12 +173,12 @@ Task<int> RunDemo(pid_t first_pid, const std::string& pid_file,
   std::printf("\n%s\n", ok ? "PASS: every byte of every connection survived "
                              "every restart"
                            : "FAIL: see the rows above");
-  for (size_t i = 0; i < demo->stats.size() && !ok; ++i) {
-    if (!demo->stats[i].error.empty()) {
-      std::printf("  connection %zu: %s\n", i, demo->stats[i].error.c_str());
+  for (size_t i = 0; i < results.size() && !ok; ++i) {
+    if (!results[i].error.empty()) {
+      std::printf("  connection %zu: %s\n", i, results[i].error.c_str());
     }
   }
-  co_return ok ? 0 : 1;
+  return ok ? 0 : 1;
 }
 
 std::string DefaultServer() {
@@ -312,7 +229,6 @@ int main(int argc, char** argv) {
   }
   posix_spawn_file_actions_destroy(&fa);
 
-  Demo demo;
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   std::string port;
   while (absl::Now() < deadline && ReadPid(pid_file) == 0) {
@@ -328,20 +244,27 @@ int main(int argc, char** argv) {
     kill(pid, SIGKILL);
     return 2;
   }
-  demo.address = *address;
   std::printf(
       "baton-echo pid %d on %s; %d connections, %d restarts every "
       "%s; server log: %s\n",
-      ReadPid(pid_file), demo.address.ToString().c_str(),
+      ReadPid(pid_file), address->ToString().c_str(),
       absl::GetFlag(FLAGS_connections), absl::GetFlag(FLAGS_restarts),
       absl::FormatDuration(absl::GetFlag(FLAGS_interval)).c_str(),
       log_file.c_str());
   std::fflush(stdout);
-  auto reactor = baton::Reactor::Create();
-  if (!reactor.ok()) {
-    std::fprintf(stderr, "%s\n", reactor.status().ToString().c_str());
+  baton::app::StreamClientOptions load;
+  load.server = *address;
+  load.connections = absl::GetFlag(FLAGS_connections);
+  load.seed = absl::GetFlag(FLAGS_seed);
+  load.max_write = absl::GetFlag(FLAGS_max_write);
+  load.window = absl::GetFlag(FLAGS_window);
+  load.write_sizes = baton::app::StreamClientOptions::WriteSizes::kUniform;
+  load.record_gaps = true;
+  baton::app::StreamClient client(load);
+  if (absl::Status launched = client.Launch(); !launched.ok()) {
+    std::fprintf(stderr, "%s\n", launched.ToString().c_str());
     kill(pid, SIGKILL);
     return 2;
   }
-  return (*reactor)->BlockOn(RunDemo(pid, pid_file, log_file, &demo));
+  return RunDemo(pid, pid_file, log_file, client);
 }

@@ -1,13 +1,13 @@
-// Shared helpers for the handoff integration tests (header-only).
+// Shared helpers for the handoff integration tests (header-only), on top of
+// tests/support (ServerProcess, status macros, seeds) and the verifying
+// stream client of apps/common:
 //
-// - TestSeed()/SeedTrace(): seeded randomness, reproducible with
-//   --gtest_random_seed=N (default: a fixed seed per test).
-// - HANDOFF_ASSERT_OK / HANDOFF_EXPECT_OK: for absl::Status and StatusOr.
-// - kSanitized: built with AddressSanitizer (tests that must scale down for
-//   speed say so where they use it).
-// - EchoArgs(): the baton-echo command line the tests share.
+// - EchoArgs() / EchoServer(): the baton-echo command line the tests share,
+//   and the ServerProcess options that run it.
+// - Streams(): StreamClient options for a seeded load on a server.
 // - ExpectStreamsIntact(): every connection of a StreamClient verified every
 //   byte it sent, without an error.
+// - ExpectCleanExit(): a replaced process exited 0.
 #ifndef BATON_TESTS_HANDOFF_HANDOFF_TEST_UTIL_H_
 #define BATON_TESTS_HANDOFF_HANDOFF_TEST_UTIL_H_
 
@@ -19,57 +19,13 @@
 #include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "common/stream_check.h"
 #include "support/process.h"
-#include "support/stream_client.h"
+#include "support/seed.h"
+#include "support/status_macros.h"
 
 namespace baton::test_support {
-
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr bool kSanitized = true;
-#else
-inline constexpr bool kSanitized = false;
-#endif
-#else
-inline constexpr bool kSanitized = false;
-#endif
-
-inline const absl::Status& StatusOf(const absl::Status& s) { return s; }
-template <typename T>
-const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
-  return s.status();
-}
-
-#define HANDOFF_ASSERT_OK(expr)                                        \
-  do {                                                                 \
-    const auto& handoff_status_ = (expr);                              \
-    ASSERT_TRUE(::baton::test_support::StatusOf(handoff_status_).ok()) \
-        << ::baton::test_support::StatusOf(handoff_status_);           \
-  } while (0)
-
-#define HANDOFF_EXPECT_OK(expr)                                        \
-  do {                                                                 \
-    const auto& handoff_status_ = (expr);                              \
-    EXPECT_TRUE(::baton::test_support::StatusOf(handoff_status_).ok()) \
-        << ::baton::test_support::StatusOf(handoff_status_);           \
-  } while (0)
-
-// --gtest_random_seed=N if given, else `default_seed`.
-inline uint32_t TestSeed(uint32_t default_seed) {
-  const int32_t flag = GTEST_FLAG_GET(random_seed);
-  return flag != 0 ? static_cast<uint32_t>(flag) : default_seed;
-}
-
-inline std::string SeedTrace(uint32_t seed) {
-  return absl::StrFormat("seed=%u (reproduce with --gtest_random_seed=%u)",
-                         seed, seed);
-}
 
 // baton-echo on a kernel-chosen port, with `threads` reactors.
 inline std::vector<std::string> EchoArgs(int threads,
@@ -89,13 +45,12 @@ inline ServerProcess::Options EchoServer(const std::string& dir,
   options.args = std::move(args);
   options.env = std::move(env);
   options.dir = dir;
-  if (kSanitized) options.timeout = absl::Seconds(60);
   return options;
 }
 
-inline StreamClientOptions Streams(const Address& server, int connections,
-                                   uint32_t seed) {
-  StreamClientOptions options;
+inline app::StreamClientOptions Streams(const Address& server, int connections,
+                                        uint32_t seed) {
+  app::StreamClientOptions options;
   options.server = server;
   options.connections = connections;
   options.seed = seed;
@@ -104,9 +59,9 @@ inline StreamClientOptions Streams(const Address& server, int connections,
 
 // Every connection verified every byte it sent and ended cleanly; reports
 // the first few that did not.
-inline void ExpectStreamsIntact(const StreamClient& client) {
+inline void ExpectStreamsIntact(const app::StreamClient& client) {
   int bad = 0;
-  for (const StreamResult& r : client.Results()) {
+  for (const app::StreamResult& r : client.Results()) {
     if (r.ok()) continue;
     if (++bad <= 10) ADD_FAILURE() << r.ToString();
   }

@@ -125,7 +125,7 @@ TEST_P(ListenerContinuityTest, NoConnectionFailsAcrossRestarts) {
   SCOPED_TRACE(SeedTrace(seed));
   TestDirectory dir;
   ServerProcess server(EchoServer(dir.path(), EchoArgs(threads)));
-  HANDOFF_ASSERT_OK(server.Start());
+  ASSERT_OK(server.Start());
 
   ChurnStats stats;
   std::atomic<bool> stop{false};
@@ -158,7 +158,7 @@ TEST_P(ListenerContinuityTest, NoConnectionFailsAcrossRestarts) {
   for (int i = 0; i < kRestarts; ++i) {
     SCOPED_TRACE(absl::StrCat("restart ", i + 1));
     absl::StatusOr<RestartResult> r = server.Restart();
-    HANDOFF_ASSERT_OK(r);
+    ASSERT_OK(r);
     ExpectCleanExit(*r);
     EXPECT_EQ(r->handoff.listeners, threads) << r->handoff.text;
     restarts.push_back(*r);
@@ -184,7 +184,7 @@ TEST_P(ListenerContinuityTest, NoConnectionFailsAcrossRestarts) {
   EXPECT_EQ(stats.wrong_bytes.load(), 0);
   EXPECT_EQ(stats.other.load(), 0);
   for (const std::string& e : stats.first_errors) ADD_FAILURE() << e;
-  HANDOFF_EXPECT_OK(server.Stop());
+  EXPECT_OK(server.Stop());
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, ListenerContinuityTest,

@@ -16,9 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "common/stream_check.h"
 #include "handoff/handoff_test_util.h"
 #include "support/process.h"
-#include "support/stream_client.h"
 
 namespace baton::test_support {
 namespace {
@@ -51,19 +51,19 @@ TEST_P(RestartIntegrityTest, EveryByteSurvivesConsecutiveRestarts) {
   TestDirectory dir;
   ServerProcess server(
       EchoServer(dir.path(), EchoArgs(threads, {"--consume_chunk=64"})));
-  HANDOFF_ASSERT_OK(server.Start());
+  ASSERT_OK(server.Start());
 
-  StreamClientOptions load = Streams(server.address(), kConnections, seed);
+  app::StreamClientOptions load = Streams(server.address(), kConnections, seed);
   load.window = kWindow;
-  StreamClient client(load);
-  HANDOFF_ASSERT_OK(client.Start());
-  HANDOFF_ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
+  app::StreamClient client(load);
+  ASSERT_OK(client.Start());
+  ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
 
   std::vector<RestartResult> restarts;
   for (int i = 0; i < kRestarts; ++i) {
     SCOPED_TRACE(absl::StrCat("restart ", i + 1, " of ", kRestarts));
     absl::StatusOr<RestartResult> r = server.Restart();
-    HANDOFF_ASSERT_OK(r);
+    ASSERT_OK(r);
     ExpectCleanExit(*r);
     // Every connection moves, on every listener; the new process received
     // exactly what the old one sent.
@@ -74,9 +74,9 @@ TEST_P(RestartIntegrityTest, EveryByteSurvivesConsecutiveRestarts) {
     EXPECT_EQ(r->takeover.outbound_bytes, r->handoff.outbound_bytes);
     EXPECT_EQ(r->takeover.listeners, r->handoff.listeners);
     restarts.push_back(*r);
-    HANDOFF_ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
+    ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
   }
-  HANDOFF_ASSERT_OK(client.Finish(kFinishWait));
+  ASSERT_OK(client.Finish(kFinishWait));
   ExpectStreamsIntact(client);
 
   uint64_t inbound = 0, outbound = 0;
@@ -92,7 +92,7 @@ TEST_P(RestartIntegrityTest, EveryByteSurvivesConsecutiveRestarts) {
     max_restart = std::max(max_restart, r.took);
   }
   absl::Duration max_gap;
-  for (const StreamResult& r : client.Results()) {
+  for (const app::StreamResult& r : client.Results()) {
     max_gap = std::max(max_gap, r.max_gap);
   }
   EXPECT_LT(max_gap, kMaxPause) << "a client waited that long for its echo";
@@ -101,7 +101,7 @@ TEST_P(RestartIntegrityTest, EveryByteSurvivesConsecutiveRestarts) {
   EXPECT_GT(with_unread, 0);
 
   absl::StatusOr<int> stopped = server.Stop();
-  HANDOFF_EXPECT_OK(stopped);
+  EXPECT_OK(stopped);
   if (stopped.ok() && *stopped != -1) {
     EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0)
         << DescribeWaitStatus(*stopped);

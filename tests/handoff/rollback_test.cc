@@ -29,9 +29,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/stream_check.h"
 #include "handoff/handoff_test_util.h"
 #include "support/process.h"
-#include "support/stream_client.h"
 
 namespace baton::test_support {
 namespace {
@@ -63,9 +63,9 @@ void ExpectChildGone(const std::string& rollback_line) {
   EXPECT_EQ(errno, ESRCH);
 }
 
-StreamClientOptions Load(const Address& server, int connections,
-                         uint32_t seed) {
-  StreamClientOptions options = Streams(server, connections, seed);
+app::StreamClientOptions Load(const Address& server, int connections,
+                              uint32_t seed) {
+  app::StreamClientOptions options = Streams(server, connections, seed);
   options.max_write = 16 * 1024;
   options.window = 64 * 1024;
   return options;
@@ -73,17 +73,17 @@ StreamClientOptions Load(const Address& server, int connections,
 
 // After a rollback: traffic flows, a restart succeeds and moves every
 // connection, traffic flows again, and every byte checks out.
-void ExpectRecoveryAndIntegrity(ServerProcess& server, StreamClient& client,
-                                int connections) {
-  HANDOFF_ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
+void ExpectRecoveryAndIntegrity(ServerProcess& server,
+                                app::StreamClient& client, int connections) {
+  ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
   absl::StatusOr<RestartResult> r = server.Restart();
-  HANDOFF_ASSERT_OK(r);
+  ASSERT_OK(r);
   ExpectCleanExit(*r);
   EXPECT_EQ(r->handoff.connections, connections) << r->handoff.text;
-  HANDOFF_ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
-  HANDOFF_ASSERT_OK(client.Finish(kWait));
+  ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
+  ASSERT_OK(client.Finish(kWait));
   ExpectStreamsIntact(client);
-  HANDOFF_EXPECT_OK(server.Stop());
+  EXPECT_OK(server.Stop());
 }
 
 absl::Status WriteExecutable(const std::string& path,
@@ -131,19 +131,19 @@ TEST(RollbackTest, BinaryReplacedByFailingScript) {
   SCOPED_TRACE(SeedTrace(seed));
   TestDirectory dir;
   const std::string binary = dir.path() + "/baton-echo";
-  HANDOFF_ASSERT_OK(ReplaceWithCopy(binary, EchoBinaryPath()));
+  ASSERT_OK(ReplaceWithCopy(binary, AppBinaryPath("echo")));
   ServerProcess::Options options =
       EchoServer(dir.path(), EchoArgs(2, {"--consume_chunk=64"}));
   options.binary = binary;
   ServerProcess server(options);
-  HANDOFF_ASSERT_OK(server.Start());
-  StreamClient client(Load(server.address(), kConnections, seed));
-  HANDOFF_ASSERT_OK(client.Start());
-  HANDOFF_ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
+  ASSERT_OK(server.Start());
+  app::StreamClient client(Load(server.address(), kConnections, seed));
+  ASSERT_OK(client.Start());
+  ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
 
-  HANDOFF_ASSERT_OK(ReplaceWithContents(binary, "#!/bin/sh\nexit 1\n"));
+  ASSERT_OK(ReplaceWithContents(binary, "#!/bin/sh\nexit 1\n"));
   absl::StatusOr<std::string> rollback = server.RestartExpectRollback();
-  HANDOFF_ASSERT_OK(rollback);
+  ASSERT_OK(rollback);
   EXPECT_THAT(*rollback, HasSubstr("exited with status 1"));
   EXPECT_THAT(*rollback, HasSubstr("waiting for HELLO"));
   // Failed before the old process froze anything.
@@ -151,7 +151,7 @@ TEST(RollbackTest, BinaryReplacedByFailingScript) {
   ExpectChildGone(*rollback);
 
   // The real binary back in place: the next restart succeeds.
-  HANDOFF_ASSERT_OK(ReplaceWithCopy(binary, EchoBinaryPath()));
+  ASSERT_OK(ReplaceWithCopy(binary, AppBinaryPath("echo")));
   ExpectRecoveryAndIntegrity(server, client, kConnections);
 }
 
@@ -166,15 +166,15 @@ TEST(RollbackTest, NewProcessThatNeverGetsReadyTimesOut) {
       dir.path(),
       EchoArgs(2, {"--consume_chunk=64", "--handoff_ready_timeout=1s"}),
       {"BATON_HANDOFF_FAULT=child:hang_before_ready"}));
-  HANDOFF_ASSERT_OK(server.Start());
-  StreamClient client(Load(server.address(), kConnections, seed));
-  HANDOFF_ASSERT_OK(client.Start());
-  HANDOFF_ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
+  ASSERT_OK(server.Start());
+  app::StreamClient client(Load(server.address(), kConnections, seed));
+  ASSERT_OK(client.Start());
+  ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
 
   const absl::Time t0 = absl::Now();
   absl::StatusOr<std::string> rollback = server.RestartExpectRollback();
   const absl::Duration took = absl::Now() - t0;
-  HANDOFF_ASSERT_OK(rollback);
+  ASSERT_OK(rollback);
   EXPECT_THAT(*rollback, HasSubstr("waiting for READY"));
   EXPECT_THAT(*rollback, HasSubstr("killed by signal 9"));
   EXPECT_THAT(*rollback, Not(HasSubstr("resumed")));
@@ -206,18 +206,18 @@ TEST_P(ChildKilledTest, RollsBackKeepsEveryByteAndRestartsLater) {
   ServerProcess server(
       EchoServer(dir.path(), EchoArgs(2, {"--consume_chunk=64"}),
                  {absl::StrCat("BATON_HANDOFF_FAULT=child:", p.step)}));
-  HANDOFF_ASSERT_OK(server.Start());
-  StreamClientOptions load = Load(server.address(), p.connections, seed);
+  ASSERT_OK(server.Start());
+  app::StreamClientOptions load = Load(server.address(), p.connections, seed);
   if (p.connections > 100) {
     load.max_write = 4096;
     load.window = 16 * 1024;
   }
-  StreamClient client(load);
-  HANDOFF_ASSERT_OK(client.Start());
-  HANDOFF_ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
+  app::StreamClient client(load);
+  ASSERT_OK(client.Start());
+  ASSERT_OK(client.WaitForProgress(kProgressBytes, kWait));
 
   absl::StatusOr<std::string> rollback = server.RestartExpectRollback();
-  HANDOFF_ASSERT_OK(rollback);
+  ASSERT_OK(rollback);
   EXPECT_THAT(*rollback, HasSubstr("killed by signal 9"));
   if (p.after_freeze) {
     // Every connection was detached and is served here again.

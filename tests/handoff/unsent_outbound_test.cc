@@ -185,7 +185,7 @@ TEST(UnsentOutboundTest, QueuedEchoMovesWithTheConnectionAndArrivesInOrder) {
   const std::string payload = Payload(seed, kTotal);
   TestDirectory dir;
   ServerProcess server(EchoServer(dir.path(), EchoArgs(1)));
-  HANDOFF_ASSERT_OK(server.Start());
+  ASSERT_OK(server.Start());
 
   int fd = ConnectSmallReceiveBuffer(server.address());
   ASSERT_GE(fd, 0) << strerror(errno);
@@ -216,7 +216,7 @@ TEST(UnsentOutboundTest, QueuedEchoMovesWithTheConnectionAndArrivesInOrder) {
   for (int i = 0; i < 2; ++i) {
     SCOPED_TRACE(absl::StrCat("restart ", i + 1));
     absl::StatusOr<RestartResult> r = server.Restart();
-    HANDOFF_ASSERT_OK(r);
+    ASSERT_OK(r);
     ExpectCleanExit(*r);
     EXPECT_EQ(r->handoff.connections, 1) << r->handoff.text;
     EXPECT_GT(r->handoff.outbound_bytes, 0u) << r->handoff.text;
@@ -233,7 +233,7 @@ TEST(UnsentOutboundTest, QueuedEchoMovesWithTheConnectionAndArrivesInOrder) {
   if (HasFailure()) std::printf("%s\n", server.LogTail().c_str());
   close(fd);
   absl::StatusOr<int> stopped = server.Stop();
-  HANDOFF_EXPECT_OK(stopped);
+  EXPECT_OK(stopped);
 }
 
 // The same with a client that has nothing more to send: a reply (here an
@@ -254,7 +254,7 @@ TEST(UnsentOutboundTest, QueuedReplyIsSentWithoutFurtherInput) {
   const std::string payload = Payload(seed, 32u << 20);
   TestDirectory dir;
   ServerProcess server(EchoServer(dir.path(), EchoArgs(1)));
-  HANDOFF_ASSERT_OK(server.Start());
+  ASSERT_OK(server.Start());
   int fd = ConnectSmallReceiveBuffer(server.address());
   ASSERT_GE(fd, 0) << strerror(errno);
   const uint16_t client_port = LocalPort(fd);
@@ -300,12 +300,12 @@ TEST(UnsentOutboundTest, QueuedReplyIsSentWithoutFurtherInput) {
                           << " bytes sent";
     absl::StatusOr<int64_t> h =
         HeldByServer(fd, sent, server.port(), client_port);
-    HANDOFF_ASSERT_OK(h);
+    ASSERT_OK(h);
     held = *h;
   }
 
   absl::StatusOr<RestartResult> r = server.Restart();
-  HANDOFF_ASSERT_OK(r);
+  ASSERT_OK(r);
   ExpectCleanExit(*r);
   // The scenario: only unsent outbound bytes moved.
   ASSERT_EQ(r->handoff.inbound_bytes, 0u) << r->handoff.text;
@@ -315,7 +315,7 @@ TEST(UnsentOutboundTest, QueuedReplyIsSentWithoutFurtherInput) {
   ReadBack(fd, payload.substr(0, sent), &sent, kWait);
   if (HasFailure()) std::printf("%s\n", server.LogTail().c_str());
   close(fd);
-  HANDOFF_EXPECT_OK(server.Stop());
+  EXPECT_OK(server.Stop());
 }
 
 }  // namespace

@@ -12,9 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "baton/handoff/wire.h"
+#include "common/stream_check.h"
 #include "handoff/handoff_test_util.h"
 #include "support/process.h"
-#include "support/stream_client.h"
 
 namespace baton::test_support {
 namespace {
@@ -32,14 +32,14 @@ TEST(WireVersionTest, MismatchedChildIsRefusedThenNextRestartSucceeds) {
   ServerProcess server(EchoServer(dir.path(),
                                   EchoArgs(2, {"--consume_chunk=64"}),
                                   {"BATON_HANDOFF_FAULT=child:wire_version"}));
-  HANDOFF_ASSERT_OK(server.Start());
-  StreamClient client(Streams(server.address(), kConnections, seed));
-  HANDOFF_ASSERT_OK(client.Start());
-  HANDOFF_ASSERT_OK(client.WaitForProgress(16 * 1024, kWait));
+  ASSERT_OK(server.Start());
+  app::StreamClient client(Streams(server.address(), kConnections, seed));
+  ASSERT_OK(client.Start());
+  ASSERT_OK(client.WaitForProgress(16 * 1024, kWait));
 
   const pid_t serving = server.pid();
   absl::StatusOr<std::string> rollback = server.RestartExpectRollback();
-  HANDOFF_ASSERT_OK(rollback);
+  ASSERT_OK(rollback);
   EXPECT_EQ(LinePid(*rollback), serving);
   EXPECT_THAT(*rollback, HasSubstr("version mismatch"));
   EXPECT_THAT(*rollback, HasSubstr(absl::StrCat("peer speaks version ",
@@ -50,16 +50,16 @@ TEST(WireVersionTest, MismatchedChildIsRefusedThenNextRestartSucceeds) {
   EXPECT_THAT(*rollback, Not(HasSubstr("resumed")));
   EXPECT_EQ(server.ReadPidFile(), serving);
 
-  HANDOFF_ASSERT_OK(client.WaitForProgress(16 * 1024, kWait));
+  ASSERT_OK(client.WaitForProgress(16 * 1024, kWait));
   absl::StatusOr<RestartResult> r = server.Restart();
-  HANDOFF_ASSERT_OK(r);
+  ASSERT_OK(r);
   ExpectCleanExit(*r);
   EXPECT_EQ(r->old_pid, serving);
   EXPECT_EQ(r->handoff.connections, kConnections) << r->handoff.text;
-  HANDOFF_ASSERT_OK(client.WaitForProgress(16 * 1024, kWait));
-  HANDOFF_ASSERT_OK(client.Finish(kWait));
+  ASSERT_OK(client.WaitForProgress(16 * 1024, kWait));
+  ASSERT_OK(client.Finish(kWait));
   ExpectStreamsIntact(client);
-  HANDOFF_EXPECT_OK(server.Stop());
+  EXPECT_OK(server.Stop());
 }
 
 }  // namespace

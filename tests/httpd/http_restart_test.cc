@@ -8,9 +8,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,29 +16,30 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "httpd/http_test_util.h"
+#include "support/process.h"
+#include "support/status_macros.h"
 
 namespace baton::httpd_test {
 namespace {
 
+using ::baton::test_support::AppServer;
+using ::baton::test_support::FindTool;
+using ::baton::test_support::PollUntil;
+using ::baton::test_support::ReadFile;
+using ::baton::test_support::ReadTcpSockets;
+using ::baton::test_support::RestartResult;
+using ::baton::test_support::ServerProcess;
+using ::baton::test_support::SpawnTool;
+using ::baton::test_support::TcpSocket;
+
 // The rx_queue of the server's end of the connection from client port
 // `client_port` to server port `server_port` (from /proc/net/tcp), or -1.
 long ServerRxQueue(uint16_t server_port, uint16_t client_port) {
-  std::ifstream in("/proc/net/tcp");
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string sl, local, remote, state, queues;
-    fields >> sl >> local >> remote >> state >> queues;
-    auto port_of = [](const std::string& addr) {
-      size_t colon = addr.find(':');
-      return colon == std::string::npos
-                 ? 0
-                 : std::stoi(addr.substr(colon + 1), nullptr, 16);
-    };
-    if (port_of(local) == server_port && port_of(remote) == client_port) {
-      size_t colon = queues.find(':');
-      return std::stol(queues.substr(colon + 1), nullptr, 16);
+  absl::StatusOr<std::vector<TcpSocket>> sockets = ReadTcpSockets();
+  if (!sockets.ok()) return -1;
+  for (const TcpSocket& s : *sockets) {
+    if (s.local_port == server_port && s.remote_port == client_port) {
+      return static_cast<long>(s.rx_queue);
     }
   }
   return -1;
@@ -49,7 +48,7 @@ long ServerRxQueue(uint16_t server_port, uint16_t client_port) {
 // Waits until the server process has read every byte the client sent (so
 // they are in the connection's buffers, not the kernel's, when the restart
 // freezes it).
-void WaitUntilServerRead(const HttpdProcess& server, const HttpClient& c) {
+void WaitUntilServerRead(const ServerProcess& server, const HttpClient& c) {
   ASSERT_TRUE(PollUntil(
       [&] { return ServerRxQueue(server.port(), c.local_port()) == 0; },
       absl::Seconds(10)))
@@ -65,7 +64,7 @@ int64_t JsonField(const std::string& json, const std::string& key) {
 class HttpRestartTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_OK(server_.Start()); }
-  HttpdProcess server_{{"--threads=2"}};
+  ServerProcess server_{AppServer("httpd", {"--threads=2"})};
 };
 
 TEST_F(HttpRestartTest, HalfARequestIsFinishedByTheNewProcess) {
@@ -79,7 +78,8 @@ TEST_F(HttpRestartTest, HalfARequestIsFinishedByTheNewProcess) {
   ASSERT_OK(c.Send(first));
   WaitUntilServerRead(server_, c);
   const pid_t old_pid = server_.ReadPidFile();
-  ASSERT_OK_AND_ASSIGN(new_pid, server_.Restart());
+  ASSERT_OK_AND_ASSIGN(restart, server_.Restart());
+  const pid_t new_pid = restart.new_pid;
   ASSERT_NE(new_pid, old_pid);
   // Nothing was answered for half a request.
   ASSERT_OK(c.ExpectSilence(absl::Milliseconds(20)));
@@ -159,7 +159,8 @@ TEST_F(HttpRestartTest, RequestLargerThanTheConnectionBufferAcrossARestart) {
 }
 
 TEST(HttpRestartDeadlineTest, HeaderDeadlineMovesWithTheConnection) {
-  HttpdProcess server({"--threads=1", "--header_timeout=1s"});
+  ServerProcess server(
+      AppServer("httpd", {"--threads=1", "--header_timeout=1s"}));
   ASSERT_OK(server.Start());
   ASSERT_OK_AND_ASSIGN(c, HttpClient::Connect(server.port()));
   const absl::Time start = absl::Now();
@@ -185,24 +186,14 @@ int64_t WrkRequests(const std::string& output) {
 }
 
 TEST_F(HttpRestartTest, WrkSeesNoErrorsWhileTheServerRestartsEveryHalfSecond) {
-  if (!HaveTool("wrk")) {
+  if (FindTool("wrk").empty()) {
     GTEST_SKIP() << "wrk is not installed (bash scripts/setup.sh tools)";
   }
   const std::string out = server_.dir() + "/wrk.out";
   const std::string url =
       absl::StrFormat("http://127.0.0.1:%d/plaintext", server_.port());
-  pid_t wrk = fork();
-  ASSERT_GE(wrk, 0);
-  if (wrk == 0) {
-    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    execlp("wrk", "wrk", "-t1", "-c50", "-d6s", "--latency", url.c_str(),
-           static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  ASSERT_OK_AND_ASSIGN(
+      wrk, SpawnTool({"wrk", "-t1", "-c50", "-d6s", "--latency", url}, out));
   int restarts = 0;
   int status = 0;
   std::string failure;
@@ -220,7 +211,7 @@ TEST_F(HttpRestartTest, WrkSeesNoErrorsWhileTheServerRestartsEveryHalfSecond) {
     absl::SleepFor(next_signal - absl::Now());
     next_signal += absl::Milliseconds(500);
     if (waitpid(wrk, &status, WNOHANG) != 0) break;
-    absl::StatusOr<pid_t> next = server_.Restart();
+    absl::StatusOr<RestartResult> next = server_.Restart();
     if (!next.ok()) {
       failure = next.status().ToString();
       kill(wrk, SIGKILL);

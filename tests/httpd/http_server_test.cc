@@ -17,9 +17,16 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "httpd/http_test_util.h"
+#include "support/process.h"
+#include "support/status_macros.h"
 
 namespace baton::httpd_test {
 namespace {
+
+using ::baton::test_support::AppServer;
+using ::baton::test_support::FindTool;
+using ::baton::test_support::RunTool;
+using ::baton::test_support::ServerProcess;
 
 constexpr std::string_view kHello = "Hello, World!";
 constexpr std::string_view kJson = R"({"message":"Hello, World!"})";
@@ -28,8 +35,9 @@ constexpr std::string_view kJson = R"({"message":"Hello, World!"})";
 class HttpServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new HttpdProcess(
-        {"--threads=2", "--header_timeout=200ms", "--idle_timeout=20s"});
+    server_ = new ServerProcess(AppServer(
+        "httpd",
+        {"--threads=2", "--header_timeout=200ms", "--idle_timeout=20s"}));
     absl::Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s;
   }
@@ -49,10 +57,10 @@ class HttpServerTest : public ::testing::Test {
     return *std::move(c);
   }
 
-  static HttpdProcess* server_;
+  static ServerProcess* server_;
 };
 
-HttpdProcess* HttpServerTest::server_ = nullptr;
+ServerProcess* HttpServerTest::server_ = nullptr;
 
 TEST_F(HttpServerTest, EveryRouteOnOneKeepAliveConnection) {
   HttpClient c = Connect();
@@ -498,38 +506,36 @@ TEST_F(HttpServerTest, HostileInputNeverHurtsTheServer) {
 }
 
 TEST_F(HttpServerTest, Curl) {
-  if (!HaveTool("curl")) {
+  if (FindTool("curl").empty()) {
     GTEST_SKIP() << "curl is not installed (bash scripts/setup.sh tools)";
   }
   const std::string base =
       absl::StrFormat("http://127.0.0.1:%d", server_->port());
-  const std::string out = server_->dir() + "/curl.out";
+  std::string out;
   // Both URLs on one curl: the second reuses the connection.
-  int status = RunTool(
+  int code = RunTool(
       {"curl", "--silent", "--show-error", "--fail", base + "/plaintext",
        "--next", "--silent", "--show-error", "--fail", base + "/json"},
-      out);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "curl failed: " << ReadFile(out);
-  EXPECT_EQ(ReadFile(out), std::string(kHello) + std::string(kJson));
+      &out);
+  ASSERT_EQ(code, 0) << "curl failed: " << out;
+  EXPECT_EQ(out, std::string(kHello) + std::string(kJson));
 
-  status = RunTool({"curl", "--silent", "--show-error", "--fail",
-                    "--data-binary", "posted by curl", base + "/echo"},
-                   out);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "curl failed: " << ReadFile(out);
-  EXPECT_EQ(ReadFile(out), "posted by curl");
+  code = RunTool({"curl", "--silent", "--show-error", "--fail", "--data-binary",
+                  "posted by curl", base + "/echo"},
+                 &out);
+  ASSERT_EQ(code, 0) << "curl failed: " << out;
+  EXPECT_EQ(out, "posted by curl");
 
-  status = RunTool({"curl", "--silent", "--output", "/dev/null", "--write-out",
-                    "%{http_code}", base + "/nothing-here"},
-                   out);
-  EXPECT_EQ(ReadFile(out), "404");
-  unlink(out.c_str());
+  RunTool({"curl", "--silent", "--output", "/dev/null", "--write-out",
+           "%{http_code}", base + "/nothing-here"},
+          &out);
+  EXPECT_EQ(out, "404");
 }
 
 // A server of its own: a short idle timeout.
 TEST(HttpIdleTimeoutTest, IdleConnectionIsClosedSilently) {
-  HttpdProcess server({"--threads=1", "--idle_timeout=300ms"});
+  ServerProcess server(
+      AppServer("httpd", {"--threads=1", "--idle_timeout=300ms"}));
   ASSERT_OK(server.Start());
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port());
   ASSERT_TRUE(c.ok()) << c.status();
@@ -541,8 +547,9 @@ TEST(HttpIdleTimeoutTest, IdleConnectionIsClosedSilently) {
 }
 
 TEST(HttpLimitsTest, LimitsComeFromTheFlags) {
-  HttpdProcess server(
-      {"--threads=1", "--max_header_bytes=512", "--max_body_bytes=16"});
+  ServerProcess server(AppServer(
+      "httpd",
+      {"--threads=1", "--max_header_bytes=512", "--max_body_bytes=16"}));
   ASSERT_OK(server.Start());
   absl::StatusOr<HttpClient> c = HttpClient::Connect(server.port());
   ASSERT_TRUE(c.ok()) << c.status();

@@ -13,17 +13,22 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kv/kv_test_util.h"
+#include "support/process.h"
+#include "support/status_macros.h"
 
 namespace baton::kv_test {
 namespace {
 
+using ::baton::test_support::AppBinaryPath;
+using ::baton::test_support::AppServer;
+using ::baton::test_support::FindTool;
+using ::baton::test_support::PollUntil;
+using ::baton::test_support::ReadFile;
+using ::baton::test_support::RestartResult;
+using ::baton::test_support::RunTool;
+using ::baton::test_support::ServerProcess;
+using ::baton::test_support::SpawnTool;
 using ::testing::HasSubstr;
-
-#define ASSERT_OK(expr)                          \
-  do {                                           \
-    const absl::Status _s = (expr);              \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s; \
-  } while (0)
 
 // The integer of a ":N\r\n" reply.
 int64_t IntReply(const std::string& reply) {
@@ -34,8 +39,8 @@ int64_t IntReply(const std::string& reply) {
 class KvRestartTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access(KvBinary().c_str(), X_OK) != 0) {
-      GTEST_SKIP() << KvBinary() << " is not built";
+    if (access(AppBinaryPath("kv").c_str(), X_OK) != 0) {
+      GTEST_SKIP() << AppBinaryPath("kv") << " is not built";
     }
   }
 };
@@ -43,7 +48,7 @@ class KvRestartTest : public ::testing::Test {
 TEST_F(KvRestartTest, TenThousandKeysAndTheirTtlsSurviveARestart) {
   constexpr int kKeys = 10000;
   constexpr int kTtlSeconds = 1000;
-  KvServer server({"--threads=2"});
+  ServerProcess server(AppServer("kv", {"--threads=2"}));
   ASSERT_OK(server.Start());
   auto key = [](int i) { return absl::StrCat("user:", i); };
   auto value = [](int i) { return absl::StrCat("value-", i, "-", i * 7919); };
@@ -69,10 +74,11 @@ TEST_F(KvRestartTest, TenThousandKeysAndTheirTtlsSurviveARestart) {
   }
 
   const pid_t before = server.pid();
-  absl::StatusOr<pid_t> after = server.Restart();
-  ASSERT_TRUE(after.ok()) << after.status();
-  ASSERT_NE(*after, before);
-  EXPECT_THAT(server.log(), HasSubstr("kv: restored 10001 keys"));
+  absl::StatusOr<RestartResult> restart = server.Restart();
+  ASSERT_TRUE(restart.ok()) << restart.status();
+  const pid_t after = restart->new_pid;
+  ASSERT_NE(after, before);
+  EXPECT_THAT(server.Log(), HasSubstr("kv: restored 10001 keys"));
 
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
@@ -109,7 +115,7 @@ TEST_F(KvRestartTest, TenThousandKeysAndTheirTtlsSurviveARestart) {
   EXPECT_EQ((*replies)[2 * kKeys + 1],
             "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n");
   const std::string& info = (*replies)[2 * kKeys + 2];
-  EXPECT_THAT(info, HasSubstr(absl::StrCat("process_id:", *after, "\r\n")));
+  EXPECT_THAT(info, HasSubstr(absl::StrCat("process_id:", after, "\r\n")));
   EXPECT_THAT(info, HasSubstr("restarts:1\r\n"));
   EXPECT_THAT(info, ::testing::ContainsRegex("last_app_state_bytes:[1-9]"));
   ASSERT_OK(server.Stop());
@@ -136,7 +142,7 @@ TEST_F(KvRestartTest, RedisBenchmarkSeesNoErrorsWhileTheServerRestarts) {
     GTEST_SKIP() << "redis-benchmark or redis-cli is not installed "
                     "(bash scripts/setup.sh tools)";
   }
-  KvServer server({"--threads=2"});
+  ServerProcess server(AppServer("kv", {"--threads=2"}));
   ASSERT_OK(server.Start());
   const std::string port = std::to_string(server.port());
   std::string out;
@@ -157,14 +163,11 @@ TEST_F(KvRestartTest, RedisBenchmarkSeesNoErrorsWhileTheServerRestarts) {
   while (server.restarts() < kRestarts) {
     ASSERT_LT(absl::Now(), give_up)
         << "only " << server.restarts() << " restarts in " << runs << " runs";
-    char path[] = "/tmp/baton_kv_bench.XXXXXX";
-    int fd = mkstemp(path);
-    ASSERT_GE(fd, 0);
-    close(fd);
-    const pid_t bench =
-        Spawn({benchmark, "-p", port, "-t", "set,get,incr,lpush,mset", "-P",
-               "16", "-n", "200000", "-q"},
-              path, path);
+    const std::string path = server.dir() + "/redis-benchmark.out";
+    ASSERT_OK_AND_ASSIGN(bench, SpawnTool({benchmark, "-p", port, "-t",
+                                           "set,get,incr,lpush,mset", "-P",
+                                           "16", "-n", "200000", "-q"},
+                                          path));
     ++runs;
     int status = 0;
     bool finished = false;
@@ -174,7 +177,7 @@ TEST_F(KvRestartTest, RedisBenchmarkSeesNoErrorsWhileTheServerRestarts) {
           PollUntil([&] { return waitpid(bench, &status, WNOHANG) == bench; },
                     kInterval, absl::Milliseconds(5));
       if (finished) break;
-      absl::StatusOr<pid_t> fresh = server.Restart();
+      absl::StatusOr<RestartResult> fresh = server.Restart();
       if (!fresh.ok()) {
         kill(bench, SIGKILL);
         waitpid(bench, nullptr, 0);
@@ -182,7 +185,6 @@ TEST_F(KvRestartTest, RedisBenchmarkSeesNoErrorsWhileTheServerRestarts) {
       }
     }
     const std::string output = ReadFile(path);
-    unlink(path);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "redis-benchmark run " << runs << " failed (status " << status
         << "):\n"
@@ -215,7 +217,7 @@ TEST_F(KvRestartTest, RedisBenchmarkSeesNoErrorsWhileTheServerRestarts) {
   EXPECT_LE(ttl, 3600);
   ASSERT_EQ(RunTool({cli, "-p", port, "INFO", "handoff"}, &out), 0);
   EXPECT_THAT(out, HasSubstr(absl::StrCat("restarts:", server.restarts())));
-  EXPECT_THAT(server.log(), ::testing::Not(HasSubstr("rolled back")));
+  EXPECT_THAT(server.Log(), ::testing::Not(HasSubstr("rolled back")));
   ASSERT_OK(server.Stop());
 }
 

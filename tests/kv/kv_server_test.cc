@@ -11,17 +11,19 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kv/kv_test_util.h"
+#include "support/process.h"
+#include "support/status_macros.h"
 
 namespace baton::kv_test {
 namespace {
 
+using ::baton::test_support::AppBinaryPath;
+using ::baton::test_support::AppServer;
+using ::baton::test_support::FindTool;
+using ::baton::test_support::RestartResult;
+using ::baton::test_support::RunTool;
+using ::baton::test_support::ServerProcess;
 using ::testing::HasSubstr;
-
-#define ASSERT_OK(expr)                          \
-  do {                                           \
-    const absl::Status _s = (expr);              \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s; \
-  } while (0)
 
 std::string Bulk(std::string_view s) {
   return absl::StrCat("$", s.size(), "\r\n", std::string(s), "\r\n");
@@ -30,8 +32,8 @@ std::string Bulk(std::string_view s) {
 class KvServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access(KvBinary().c_str(), X_OK) != 0) {
-      GTEST_SKIP() << KvBinary() << " is not built";
+    if (access(AppBinaryPath("kv").c_str(), X_OK) != 0) {
+      GTEST_SKIP() << AppBinaryPath("kv") << " is not built";
     }
   }
 };
@@ -53,7 +55,7 @@ TEST_F(KvServerTest, RedisCliDrivesEveryKindOfCommand) {
   if (FindTool("redis-cli").empty()) {
     GTEST_SKIP() << "redis-cli is not installed (bash scripts/setup.sh tools)";
   }
-  KvServer server({"--threads=2"});
+  ServerProcess server(AppServer("kv", {"--threads=2"}));
   ASSERT_OK(server.Start());
   const uint16_t p = server.port();
   EXPECT_EQ(Cli(p, {"PING"}), "PONG\n");
@@ -90,7 +92,7 @@ TEST_F(KvServerTest, RedisCliDrivesEveryKindOfCommand) {
 }
 
 TEST_F(KvServerTest, PipelinedCommandsAreAnsweredInOrder) {
-  KvServer server({"--threads=2"});
+  ServerProcess server(AppServer("kv", {"--threads=2"}));
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
@@ -127,7 +129,7 @@ TEST_F(KvServerTest, PipelinedCommandsAreAnsweredInOrder) {
 }
 
 TEST_F(KvServerTest, InlineCommandsAsNcSendsThem) {
-  KvServer server;
+  ServerProcess server(AppServer("kv"));
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
@@ -143,7 +145,7 @@ TEST_F(KvServerTest, InlineCommandsAsNcSendsThem) {
 }
 
 TEST_F(KvServerTest, ProtocolErrorIsAnsweredThenTheConnectionCloses) {
-  KvServer server;
+  ServerProcess server(AppServer("kv"));
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
@@ -161,7 +163,8 @@ TEST_F(KvServerTest, ProtocolErrorIsAnsweredThenTheConnectionCloses) {
 }
 
 TEST_F(KvServerTest, BulkAndArrayLimitsFollowTheFlags) {
-  KvServer server({"--max_bulk_bytes=1000", "--max_array=4"});
+  ServerProcess server(
+      AppServer("kv", {"--max_bulk_bytes=1000", "--max_array=4"}));
   ASSERT_OK(server.Start());
   {
     KvClient client;
@@ -187,14 +190,15 @@ TEST_F(KvServerTest, BulkAndArrayLimitsFollowTheFlags) {
 
 TEST_F(KvServerTest, RefusesABulkLimitAbove512MiB) {
   std::string out;
-  int code = RunTool(
-      {KvBinary(), "--listen=127.0.0.1:0", "--max_bulk_bytes=600000000"}, &out);
+  int code = RunTool({AppBinaryPath("kv"), "--listen=127.0.0.1:0",
+                      "--max_bulk_bytes=600000000"},
+                     &out);
   EXPECT_EQ(code, 2) << out;
   EXPECT_THAT(out, HasSubstr("above the 512 MiB limit"));
 }
 
 TEST_F(KvServerTest, ValuesLargerThanTheInboundBufferAndBackPressure) {
-  KvServer server({"--threads=2"});
+  ServerProcess server(AppServer("kv", {"--threads=2"}));
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
@@ -220,7 +224,7 @@ TEST_F(KvServerTest, ValuesLargerThanTheInboundBufferAndBackPressure) {
 
 TEST_F(KvServerTest, HalfReceivedCommandCompletesAcrossARestart) {
   // One reactor: the probe below is served by the same loop as `client`.
-  KvServer server({"--threads=1"});
+  ServerProcess server(AppServer("kv", {"--threads=1"}));
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
@@ -236,9 +240,9 @@ TEST_F(KvServerTest, HalfReceivedCommandCompletesAcrossARestart) {
   ASSERT_OK(probe.Connect(server.port()));
   ASSERT_EQ(*probe.Call({"PING"}), "+PONG\r\n");
   const pid_t old_pid = server.pid();
-  absl::StatusOr<pid_t> fresh = server.Restart();
+  absl::StatusOr<RestartResult> fresh = server.Restart();
   ASSERT_TRUE(fresh.ok()) << fresh.status();
-  ASSERT_NE(*fresh, old_pid);
+  ASSERT_NE(fresh->new_pid, old_pid);
   ASSERT_OK(client.Send(command.substr(cut)));
   absl::StatusOr<std::vector<std::string>> replies = client.Replies(2);
   ASSERT_TRUE(replies.ok()) << replies.status() << "\n" << server.LogTail();
@@ -248,7 +252,7 @@ TEST_F(KvServerTest, HalfReceivedCommandCompletesAcrossARestart) {
   EXPECT_EQ(client.Extra(absl::Milliseconds(100)), "");
   EXPECT_EQ(*client.Call({"GET", "before"}), Bulk("restart"));
   // The new process says it received unread inbound bytes.
-  EXPECT_THAT(server.log(), ::testing::ContainsRegex(
+  EXPECT_THAT(server.Log(), ::testing::ContainsRegex(
                                 "took over [0-9]+ connections \\([1-9]"));
   std::string info = *client.Call({"INFO", "handoff"});
   EXPECT_THAT(info, HasSubstr("restarts:1"));
@@ -256,7 +260,7 @@ TEST_F(KvServerTest, HalfReceivedCommandCompletesAcrossARestart) {
 }
 
 TEST_F(KvServerTest, ValueLargerThanTheInboundBufferSplitAcrossARestart) {
-  KvServer server({"--threads=1"});
+  ServerProcess server(AppServer("kv", {"--threads=1"}));
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
@@ -271,7 +275,7 @@ TEST_F(KvServerTest, ValueLargerThanTheInboundBufferSplitAcrossARestart) {
   KvClient probe;  // a round trip on the same reactor, as above
   ASSERT_OK(probe.Connect(server.port()));
   ASSERT_EQ(*probe.Call({"EXISTS", "big"}), ":0\r\n");
-  absl::StatusOr<pid_t> fresh = server.Restart();
+  absl::StatusOr<RestartResult> fresh = server.Restart();
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   ASSERT_OK(client.Send(command.substr(cut)));
   EXPECT_EQ(*client.Reply(), "+OK\r\n");

@@ -27,56 +27,18 @@
 namespace baton {
 namespace {
 
-struct RingRun {
-  int clients = 0;
-  size_t min_bytes = 0;
-  size_t max_bytes = 0;
-  uint32_t seed = 0;
-  net_test::EchoServerStats server;
-  net_test::EchoClientStats client;
-  uint64_t expected = 0;
-};
-
-Task<void> EchoWithManyClients(Listener* listener, RingRun* run) {
-  const Address address = *listener->local_address();
-  TaskGroup accept, handlers, clients;
-  net_test::Watchdog watchdog(absl::Seconds(120));
-  watchdog.Guard(&accept);
-  watchdog.Guard(&handlers);
-  watchdog.Guard(&clients);
-  watchdog.Start();
-  accept.Spawn(
-      net_test::AcceptLoop(listener, &handlers, 64 * 1024, &run->server));
-  std::mt19937_64 rng(run->seed);
-  for (int i = 0; i < run->clients; ++i) {
-    net_test::EchoClientSpec spec;
-    spec.id = i;
-    spec.stream_key = rng();
-    spec.write_seed = rng();
-    spec.total = std::uniform_int_distribution<size_t>(run->min_bytes,
-                                                       run->max_bytes)(rng);
-    run->expected += spec.total;
-    clients.Spawn(net_test::EchoClient(address, spec, &run->client));
-  }
-  co_await clients.Join();
-  co_await listener->StopAccepting();
-  co_await accept.Join();
-  co_await handlers.Join();
-  co_await watchdog.Stop();
-}
-
-void ExpectNothingLostNothingClosed(const RingRun& run) {
+void ExpectNothingLostNothingClosed(const net_test::EchoLoad& run) {
   // Every client got its whole stream back, verified byte by byte, and saw
   // neither an error nor an early end of stream.
   EXPECT_EQ(run.client.completed, run.clients);
   EXPECT_EQ(run.client.failed, 0);
   for (const std::string& f : run.client.failures) ADD_FAILURE() << f;
-  EXPECT_EQ(run.client.bytes_verified, run.expected);
+  EXPECT_EQ(run.client.bytes_verified, run.bytes_expected);
   // Every server connection ended at the client's close, not on an error.
   EXPECT_EQ(run.server.accepted, run.clients);
   EXPECT_EQ(run.server.ended_at_eof, run.clients);
   EXPECT_EQ(run.server.errors, 0) << run.server.first_error;
-  EXPECT_EQ(run.server.bytes, run.expected);
+  EXPECT_EQ(run.server.bytes, run.bytes_expected);
 }
 
 class BufferRingExhaustionTest
@@ -98,52 +60,46 @@ class BufferRingExhaustionTest
     }
     return reactor;
   }
+
+  // Runs `run` (its server draining at 64 KiB) on a reactor with a
+  // `count` x `size` ring: nothing is lost, and the ring really ran dry.
+  void RunWithRing(unsigned count, unsigned size, net_test::EchoLoad* run) {
+    SCOPED_TRACE(test_support::SeedTrace(run->seed));
+    std::string skip;
+    std::unique_ptr<Reactor> reactor = MakeReactor(count, size, &skip);
+    if (reactor == nullptr) GTEST_SKIP() << skip;
+    run->drain_limit = 64 * 1024;
+    absl::StatusOr<Listener> listener =
+        Listener::Bind(*Address::Parse("127.0.0.1:0"));
+    ASSERT_TRUE(listener.ok()) << listener.status();
+    reactor->BlockOn(net_test::RunEchoLoad(&*listener, run));
+    ExpectNothingLostNothingClosed(*run);
+    EXPECT_EQ(reactor->inflight(), 0);
+    // The ring really ran dry (only the multishot mode uses it).
+    if (reactor->buffer_ring() != nullptr) {
+      EXPECT_GT(reactor->recv_no_buffers(), 0u);
+    }
+  }
 };
 
 // 2 buffers of 64 bytes for 64 connections streaming 64-192 KiB each way.
 TEST_P(BufferRingExhaustionTest, TwoTinyBuffersManyBusyConnections) {
-  std::string skip;
-  std::unique_ptr<Reactor> reactor = MakeReactor(2, 64, &skip);
-  if (reactor == nullptr) GTEST_SKIP() << skip;
-  RingRun run;
+  net_test::EchoLoad run;
   run.clients = 64;
   run.min_bytes = 64 * 1024;
   run.max_bytes = 192 * 1024;
-  run.seed = net_test::TestSeed(7001);
-  SCOPED_TRACE(net_test::SeedTrace(run.seed));
-  absl::StatusOr<Listener> listener =
-      Listener::Bind(*Address::Parse("127.0.0.1:0"));
-  ASSERT_TRUE(listener.ok()) << listener.status();
-  reactor->BlockOn(EchoWithManyClients(&*listener, &run));
-  ExpectNothingLostNothingClosed(run);
-  EXPECT_EQ(reactor->inflight(), 0);
-  // The ring really ran dry (only the multishot mode uses it).
-  if (reactor->buffer_ring() != nullptr) {
-    EXPECT_GT(reactor->recv_no_buffers(), 0u);
-  }
+  run.seed = test_support::TestSeed(7001);
+  RunWithRing(2, 64, &run);
 }
 
 // A small ring (8 x 512 B) under 200 concurrent clients of 200,000 bytes.
 TEST_P(BufferRingExhaustionTest, SmallRingTwoHundredClients) {
-  std::string skip;
-  std::unique_ptr<Reactor> reactor = MakeReactor(8, 512, &skip);
-  if (reactor == nullptr) GTEST_SKIP() << skip;
-  RingRun run;
+  net_test::EchoLoad run;
   run.clients = 200;
   run.min_bytes = 200000;
   run.max_bytes = 200000;
-  run.seed = net_test::TestSeed(7002);
-  SCOPED_TRACE(net_test::SeedTrace(run.seed));
-  absl::StatusOr<Listener> listener =
-      Listener::Bind(*Address::Parse("127.0.0.1:0"));
-  ASSERT_TRUE(listener.ok()) << listener.status();
-  reactor->BlockOn(EchoWithManyClients(&*listener, &run));
-  ExpectNothingLostNothingClosed(run);
-  EXPECT_EQ(reactor->inflight(), 0);
-  // The ring really ran dry (only the multishot mode uses it).
-  if (reactor->buffer_ring() != nullptr) {
-    EXPECT_GT(reactor->recv_no_buffers(), 0u);
-  }
+  run.seed = test_support::TestSeed(7002);
+  RunWithRing(8, 512, &run);
 }
 
 INSTANTIATE_TEST_SUITE_P(ReceiveModes, BufferRingExhaustionTest,

@@ -185,8 +185,8 @@ TEST(ByteBufferTest, MoveTransfersContentsAndEmptiesSource) {
 // never exceeds twice the largest size the buffer was asked to hold (or the
 // first 256-byte allocation).
 TEST(ByteBufferTest, RandomOperationsMatchStringModel) {
-  const uint32_t seed = net_test::TestSeed(2001);
-  SCOPED_TRACE(net_test::SeedTrace(seed));
+  const uint32_t seed = test_support::TestSeed(2001);
+  SCOPED_TRACE(test_support::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   ByteBuffer b;
   std::string model;
@@ -267,8 +267,8 @@ TEST(ByteBufferTest, RandomOperationsMatchStringModel) {
 // A FIFO in steady state (append n, consume n) reuses its storage instead of
 // growing: memory stays about twice the peak of unconsumed bytes.
 TEST(ByteBufferTest, SteadyStateFifoDoesNotGrow) {
-  const uint32_t seed = net_test::TestSeed(2002);
-  SCOPED_TRACE(net_test::SeedTrace(seed));
+  const uint32_t seed = test_support::TestSeed(2002);
+  SCOPED_TRACE(test_support::SeedTrace(seed));
   std::mt19937_64 rng(seed);
   ByteBuffer b;
   std::string model;

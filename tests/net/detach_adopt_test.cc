@@ -213,9 +213,9 @@ Task<void> HandoffClient(Address to, HandoffRun* run) {
 }
 
 TEST_P(DetachAdoptTest, HandoffKeepsEveryByteInOrder) {
-  const uint32_t seed = net_test::TestSeed(4001);
-  SCOPED_TRACE(net_test::SeedTrace(seed));
-  const net_test::PatternStream stream(seed);
+  const uint32_t seed = test_support::TestSeed(4001);
+  SCOPED_TRACE(test_support::SeedTrace(seed));
+  const app::PatternStream stream(seed);
   HandoffRun run;
   run.first_in = stream.Bytes(0, 10000);
   run.consumed_before = 1234;
@@ -335,9 +335,9 @@ Task<void> DetachUnderLoad(Listener* listener, LoadRun* run) {
 // consumed + detached inbound + what is still in the socket is exactly the
 // stream the peer sent.
 TEST_P(DetachAdoptTest, DetachWhilePeerKeepsSending) {
-  const uint32_t seed = net_test::TestSeed(4002);
-  SCOPED_TRACE(net_test::SeedTrace(seed));
-  const net_test::PatternStream stream(seed);
+  const uint32_t seed = test_support::TestSeed(4002);
+  SCOPED_TRACE(test_support::SeedTrace(seed));
+  const app::PatternStream stream(seed);
   LoadRun run;
   // Receiving never pauses here (a pause can hang in multishot mode, see
   // ReceivingResumesWhenConsumedBeforePauseCompletes in

@@ -21,17 +21,9 @@ using net_test::EchoClientSpec;
 using net_test::EchoClientStats;
 using net_test::EchoServerStats;
 
-struct EchoRun {
-  int clients = 0;
-  size_t min_bytes = 0;  // per connection
-  size_t max_bytes = 0;
-  size_t drain_limit = 256 * 1024;
-  uint32_t seed = 0;
+// An echo load on a listener of its own, bound with `listener` options.
+struct EchoRun : net_test::EchoLoad {
   ListenerOptions listener;
-  // Results.
-  EchoServerStats server;
-  EchoClientStats client;
-  uint64_t bytes_expected = 0;
   bool bound = false;
 };
 
@@ -43,33 +35,7 @@ Task<void> RunEcho(EchoRun* run) {
     co_return;
   }
   run->bound = true;
-  const Address address = *listener->local_address();
-
-  TaskGroup accept, handlers, clients;
-  net_test::Watchdog watchdog(absl::Seconds(120));
-  watchdog.Guard(&accept);
-  watchdog.Guard(&handlers);
-  watchdog.Guard(&clients);
-  watchdog.Start();
-
-  accept.Spawn(net_test::AcceptLoop(&*listener, &handlers, run->drain_limit,
-                                    &run->server));
-  std::mt19937_64 rng(run->seed);
-  for (int i = 0; i < run->clients; ++i) {
-    EchoClientSpec spec;
-    spec.id = i;
-    spec.stream_key = rng();
-    spec.write_seed = rng();
-    spec.total = std::uniform_int_distribution<size_t>(run->min_bytes,
-                                                       run->max_bytes)(rng);
-    run->bytes_expected += spec.total;
-    clients.Spawn(EchoClient(address, spec, &run->client));
-  }
-  co_await clients.Join();
-  co_await listener->StopAccepting();
-  co_await accept.Join();
-  co_await handlers.Join();
-  co_await watchdog.Stop();
+  co_await net_test::RunEchoLoad(&*listener, run);
 }
 
 class EchoTest : public ::testing::TestWithParam<net_test::ReceiveMode> {};
@@ -85,8 +51,8 @@ TEST_P(EchoTest, ThousandConnectionsEveryByteVerified) {
   run.clients = 1000;
   run.min_bytes = 64 * 1024;
   run.max_bytes = 256 * 1024;
-  run.seed = net_test::TestSeed(1001);
-  SCOPED_TRACE(net_test::SeedTrace(run.seed));
+  run.seed = test_support::TestSeed(1001);
+  SCOPED_TRACE(test_support::SeedTrace(run.seed));
 
   reactor->BlockOn(RunEcho(&run));
   ASSERT_TRUE(run.bound);
@@ -116,8 +82,8 @@ TEST_P(EchoTest, TinyDrainLimit) {
   run.min_bytes = 256 * 1024;
   run.max_bytes = 1024 * 1024;
   run.drain_limit = 1024;
-  run.seed = net_test::TestSeed(1002);
-  SCOPED_TRACE(net_test::SeedTrace(run.seed));
+  run.seed = test_support::TestSeed(1002);
+  SCOPED_TRACE(test_support::SeedTrace(run.seed));
 
   reactor->BlockOn(RunEcho(&run));
   ASSERT_TRUE(run.bound);

@@ -56,8 +56,8 @@ class Ipv6Test : public ::testing::TestWithParam<net_test::ReceiveMode> {
 };
 
 TEST_P(Ipv6Test, EchoOverLoopback) {
-  const uint32_t seed = net_test::TestSeed(6001);
-  SCOPED_TRACE(net_test::SeedTrace(seed));
+  const uint32_t seed = test_support::TestSeed(6001);
+  SCOPED_TRACE(test_support::SeedTrace(seed));
   absl::StatusOr<Address> any_port = Address::Parse("[::1]:0");
   ASSERT_TRUE(any_port.ok()) << any_port.status();
   absl::StatusOr<Listener> listener = Listener::Bind(*any_port);
@@ -68,45 +68,21 @@ TEST_P(Ipv6Test, EchoOverLoopback) {
   EXPECT_NE(address->port(), 0);
   EXPECT_EQ(address->ToString(), "[::1]:" + std::to_string(address->port()));
 
-  constexpr int kClients = 50;
-  net_test::EchoServerStats server;
-  net_test::EchoClientStats clients;
-  uint64_t expected = 0;
-  reactor_->BlockOn([](Listener* l, Address to, uint32_t seed,
-                       net_test::EchoServerStats* server,
-                       net_test::EchoClientStats* clients,
-                       uint64_t* expected) -> Task<void> {
-    TaskGroup accept, handlers, client_group;
-    net_test::Watchdog watchdog(absl::Seconds(60));
-    watchdog.Guard(&accept);
-    watchdog.Guard(&handlers);
-    watchdog.Guard(&client_group);
-    watchdog.Start();
-    accept.Spawn(net_test::AcceptLoop(l, &handlers, 256 * 1024, server));
-    std::mt19937_64 rng(seed);
-    for (int i = 0; i < kClients; ++i) {
-      net_test::EchoClientSpec spec;
-      spec.id = i;
-      spec.stream_key = rng();
-      spec.write_seed = rng();
-      spec.total = 64 * 1024 + rng() % (192 * 1024);
-      *expected += spec.total;
-      client_group.Spawn(net_test::EchoClient(to, spec, clients));
-    }
-    co_await client_group.Join();
-    co_await l->StopAccepting();
-    co_await accept.Join();
-    co_await handlers.Join();
-    co_await watchdog.Stop();
-  }(&*listener, *address, seed, &server, &clients, &expected));
+  net_test::EchoLoad run;
+  run.clients = 50;
+  run.min_bytes = 64 * 1024;
+  run.max_bytes = 256 * 1024 - 1;
+  run.seed = seed;
+  run.deadline = absl::Seconds(60);
+  reactor_->BlockOn(net_test::RunEchoLoad(&*listener, &run));
 
-  EXPECT_EQ(clients.completed, kClients);
-  for (const std::string& f : clients.failures) ADD_FAILURE() << f;
-  EXPECT_EQ(clients.bytes_verified, expected);
-  EXPECT_EQ(server.accepted, kClients);
-  EXPECT_EQ(server.ended_at_eof, kClients);
-  EXPECT_EQ(server.errors, 0) << server.first_error;
-  EXPECT_EQ(server.bytes, expected);
+  EXPECT_EQ(run.client.completed, run.clients);
+  for (const std::string& f : run.client.failures) ADD_FAILURE() << f;
+  EXPECT_EQ(run.client.bytes_verified, run.bytes_expected);
+  EXPECT_EQ(run.server.accepted, run.clients);
+  EXPECT_EQ(run.server.ended_at_eof, run.clients);
+  EXPECT_EQ(run.server.errors, 0) << run.server.first_error;
+  EXPECT_EQ(run.server.bytes, run.bytes_expected);
   EXPECT_EQ(reactor_->inflight(), 0);
 }
 

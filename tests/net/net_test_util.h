@@ -4,14 +4,15 @@
 //   recv into the provided-buffer ring, or the single-shot fallback), for
 //   TEST_P suites; CreateReactor() builds a reactor for a mode or explains why
 //   the mode is unavailable (the test then skips).
-// - TestSeed()/SeedTrace(): seeded randomness, reproducible with
-//   --gtest_random_seed=N.
-// - PatternStream: a pseudo-random byte stream addressable by offset, so
-//   writers and verifiers can cut it into chunks independently.
-// - An echo server (AcceptLoop + EchoConnection) and an echo client.
+// - An echo server (AcceptLoop + EchoConnection) and an echo client that
+//   sends a fixed amount of an app::PatternStream (common/stream_check.h)
+//   and verifies its echo, all on the test's reactor; RunEchoLoad() runs a
+//   seeded EchoLoad of many such clients against the server.
 // - Watchdog: turns a hang into a test failure by cancelling task groups.
 // - Raw socket helpers for the cases that need socket options the framework
 //   does not expose.
+//
+// Seeds come from support/seed.h (test_support::TestSeed, SeedTrace).
 //
 // Coroutines cannot use ASSERT_* (it expands to `return`); they use EXPECT_*
 // and ADD_FAILURE() and co_return.
@@ -28,7 +29,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -51,6 +51,8 @@
 #include "baton/runtime/task.h"
 #include "baton/runtime/task_group.h"
 #include "baton/runtime/timer.h"
+#include "common/stream_check.h"
+#include "support/seed.h"
 
 namespace baton::net_test {
 
@@ -115,77 +117,6 @@ inline std::unique_ptr<Reactor> CreateReactor(const ReceiveMode& mode,
   }
   return *std::move(reactor);
 }
-
-// --- Seeds ---
-
-// The seed of a randomised test: --gtest_random_seed=N if given, else
-// `default_seed` (so runs are reproducible by default).
-inline uint32_t TestSeed(uint32_t default_seed) {
-  const int32_t flag = GTEST_FLAG_GET(random_seed);
-  return flag != 0 ? static_cast<uint32_t>(flag) : default_seed;
-}
-
-inline std::string SeedTrace(uint32_t seed) {
-  return absl::StrFormat("seed=%u (reproduce with --gtest_random_seed=%u)",
-                         seed, seed);
-}
-
-// A size in [lo, hi], log-uniformly distributed (small sizes are as common
-// as large ones).
-inline size_t LogUniform(std::mt19937_64& rng, size_t lo, size_t hi) {
-  std::uniform_real_distribution<double> dist(std::log(double(lo)),
-                                              std::log(double(hi) + 1));
-  size_t n = static_cast<size_t>(std::exp(dist(rng)));
-  return std::clamp(n, lo, hi);
-}
-
-// --- PatternStream ---
-
-// Byte i of stream `key` depends only on (key, i).
-class PatternStream {
- public:
-  explicit PatternStream(uint64_t key) : key_(key) {}
-
-  void Fill(uint64_t offset, char* out, size_t n) const {
-    while (n > 0) {
-      uint64_t word = Word(offset / 8);
-      for (size_t j = offset % 8; j < 8 && n > 0; ++j, ++offset, --n) {
-        *out++ = static_cast<char>(word >> (8 * j));
-      }
-    }
-  }
-  std::string Bytes(uint64_t offset, size_t n) const {
-    std::string s(n, '\0');
-    Fill(offset, s.data(), n);
-    return s;
-  }
-  // Index of the first byte of `got` that differs from the stream at
-  // `offset`, or std::string::npos.
-  size_t Mismatch(uint64_t offset, std::string_view got) const {
-    char expected[4096];
-    for (size_t done = 0; done < got.size();) {
-      size_t n = std::min(sizeof(expected), got.size() - done);
-      Fill(offset + done, expected, n);
-      if (std::memcmp(expected, got.data() + done, n) != 0) {
-        for (size_t i = 0; i < n; ++i) {
-          if (expected[i] != got[done + i]) return done + i;
-        }
-      }
-      done += n;
-    }
-    return std::string::npos;
-  }
-
- private:
-  uint64_t Word(uint64_t index) const {  // splitmix64
-    uint64_t z = key_ + (index + 1) * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-
-  uint64_t key_;
-};
 
 // --- Watchdog ---
 
@@ -313,7 +244,7 @@ struct EchoClientStats {
 
 struct EchoClientSpec {
   int id = 0;
-  uint64_t stream_key = 0;  // PatternStream key of the bytes sent
+  uint64_t stream_key = 0;  // app::PatternStream key of the bytes sent
   uint64_t write_seed = 0;  // drives the write sizes
   size_t total = 0;         // bytes to send (and get back)
   size_t min_write = 1;
@@ -333,7 +264,7 @@ inline Task<void> EchoClient(Address server, EchoClientSpec spec,
         absl::StrFormat("client %d: %s", spec.id, c.status().ToString()));
     co_return;
   }
-  const PatternStream stream(spec.stream_key);
+  const app::PatternStream stream(spec.stream_key);
   std::mt19937_64 rng(spec.write_seed);
   std::string chunk;
   size_t sent = 0;
@@ -341,7 +272,7 @@ inline Task<void> EchoClient(Address server, EchoClientSpec spec,
   std::string failure;
   while (verified < spec.total) {
     while (sent < spec.total && c->outbound_size() < spec.window) {
-      size_t n = std::min(LogUniform(rng, spec.min_write, spec.max_write),
+      size_t n = std::min(app::LogUniform(rng, spec.min_write, spec.max_write),
                           spec.total - sent);
       chunk.resize(n);
       stream.Fill(sent, chunk.data(), n);
@@ -380,6 +311,55 @@ inline Task<void> EchoClient(Address server, EchoClientSpec spec,
   } else {
     stats->Fail(absl::StrFormat("client %d: %s", spec.id, failure));
   }
+}
+
+// --- Echo load ---
+
+// A seeded echo load on the test's reactor: an echo server (AcceptLoop) and
+// `clients` EchoClients of min_bytes..max_bytes each (uniformly), the
+// streams and write sizes drawn from `seed`.
+struct EchoLoad {
+  int clients = 0;
+  size_t min_bytes = 0;  // per connection
+  size_t max_bytes = 0;
+  size_t drain_limit = 256 * 1024;  // the server's Drain() limit
+  uint32_t seed = 0;
+  absl::Duration deadline = absl::Seconds(120);  // then the Watchdog fires
+  // Results.
+  EchoServerStats server;
+  EchoClientStats client;
+  uint64_t bytes_expected = 0;  // what the clients send, in all
+};
+
+// Runs `load` against an echo server accepting on `listener`; returns once
+// every client has finished, the listener has stopped accepting and every
+// handler has ended (the Watchdog cancels them all past the deadline).
+inline Task<void> RunEchoLoad(Listener* listener, EchoLoad* load) {
+  const Address address = *listener->local_address();
+  TaskGroup accept, handlers, clients;
+  Watchdog watchdog(load->deadline);
+  watchdog.Guard(&accept);
+  watchdog.Guard(&handlers);
+  watchdog.Guard(&clients);
+  watchdog.Start();
+  accept.Spawn(
+      AcceptLoop(listener, &handlers, load->drain_limit, &load->server));
+  std::mt19937_64 rng(load->seed);
+  std::uniform_int_distribution<size_t> total(load->min_bytes, load->max_bytes);
+  for (int i = 0; i < load->clients; ++i) {
+    EchoClientSpec spec;
+    spec.id = i;
+    spec.stream_key = rng();
+    spec.write_seed = rng();
+    spec.total = total(rng);
+    load->bytes_expected += spec.total;
+    clients.Spawn(EchoClient(address, spec, &load->client));
+  }
+  co_await clients.Join();
+  co_await listener->StopAccepting();
+  co_await accept.Join();
+  co_await handlers.Join();
+  co_await watchdog.Stop();
 }
 
 // --- Raw sockets ---

@@ -188,9 +188,9 @@ TEST_P(PeerResetTest, ResetWhileWritingFailsFlushAndRead) {
 // every byte, then end of stream (again on every later Read()); it can still
 // write, and the client receives all of it before the server's own close.
 TEST_P(PeerResetTest, HalfCloseDeliversDataThenEndOfStream) {
-  const uint32_t seed = net_test::TestSeed(5001);
-  SCOPED_TRACE(net_test::SeedTrace(seed));
-  const net_test::PatternStream stream(seed);
+  const uint32_t seed = test_support::TestSeed(5001);
+  SCOPED_TRACE(test_support::SeedTrace(seed));
+  const app::PatternStream stream(seed);
   const std::string request = stream.Bytes(0, 300000);
   const std::string reply = stream.Bytes(1 << 20, 500000);
   ReadLog server_log;

@@ -149,7 +149,7 @@ void RunSlowReaderEcho(const net_test::ReceiveMode& mode, ReactorOptions ring,
   std::string skip;
   std::unique_ptr<Reactor> reactor = net_test::CreateReactor(mode, ring, &skip);
   if (reactor == nullptr) GTEST_SKIP() << skip;
-  SCOPED_TRACE(net_test::SeedTrace(seed));
+  SCOPED_TRACE(test_support::SeedTrace(seed));
 
   SlowReaderRun run;
   run.total = 8 << 20;
@@ -168,7 +168,7 @@ void RunSlowReaderEcho(const net_test::ReceiveMode& mode, ReactorOptions ring,
                                       /*rcvbuf=*/4096);
   ASSERT_GE(fd, 0) << strerror(errno);
   net_test::SetIoTimeout(fd, absl::Seconds(60));
-  const net_test::PatternStream stream(seed);
+  const app::PatternStream stream(seed);
   ClientResult writer, reader;
   std::thread write_thread([&] {
     std::string chunk;
@@ -232,7 +232,7 @@ void RunSlowReaderEcho(const net_test::ReceiveMode& mode, ReactorOptions ring,
 // the ring's 16 x 4 KiB.
 TEST_P(SlowReaderTest, EchoOfMultiMegabyteStreamStaysBounded) {
   RunSlowReaderEcho(GetParam(), SmallRing(), kRingBufferCount * kRingBufferSize,
-                    net_test::TestSeed(3001));
+                    test_support::TestSeed(3001));
 }
 
 // Default ring (512 x 16 KiB): the documented bound of connection.h is
@@ -243,7 +243,7 @@ TEST_P(SlowReaderTest, EchoWithDefaultRingStaysBounded) {
   ReactorOptions defaults;
   RunSlowReaderEcho(GetParam(), defaults,
                     size_t{defaults.buffer_count} * defaults.buffer_size,
-                    net_test::TestSeed(3002));
+                    test_support::TestSeed(3002));
 }
 
 // --- Pause and resume ---

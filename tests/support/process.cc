@@ -3,15 +3,20 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -29,7 +34,6 @@
 extern char** environ;
 
 namespace baton::test_support {
-namespace {
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -39,10 +43,16 @@ std::string ReadFile(const std::string& path) {
   return out.str();
 }
 
+namespace {
+
+// The complete lines of a file (a last line still being written, with no
+// '\n' yet, is left out).
 std::vector<std::string> ReadLines(const std::string& path) {
+  std::string text = ReadFile(path);
+  const size_t end = text.rfind('\n');
+  text.resize(end == std::string::npos ? 0 : end);
   std::vector<std::string> lines;
-  for (absl::string_view line :
-       absl::StrSplit(ReadFile(path), '\n', absl::SkipEmpty())) {
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     lines.emplace_back(line);
   }
   return lines;
@@ -59,6 +69,10 @@ std::string Message(const std::string& line) {
 
 bool IsRollbackLine(const std::string& line) {
   return absl::StrContains(line, "rolled back");
+}
+
+bool IsCleanExit(int status) {
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 // Whether /proc/PID names a process that looks like ours (guards the
@@ -82,21 +96,127 @@ void BecomeSubreaper() {
   (void)done;
 }
 
+// How a process is started: stdin from /dev/null; stdout and stderr to
+// `output_fd`, or to the files `stdout_path` and `stderr_path` (appended
+// to by every writer; "" = the same as stdout); no other descriptor of the
+// test; an empty signal mask and default dispositions for the signals a
+// server or a tool cares about.
+struct SpawnSpec {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // the whole environment
+  bool search_path = false;      // argv[0] is looked up on $PATH
+  int output_fd = -1;
+  std::string stdout_path;
+  std::string stderr_path;
+};
+
+absl::StatusOr<pid_t> Spawn(SpawnSpec spec) {
+  if (spec.argv.empty()) return absl::InvalidArgumentError("empty argv");
+  std::vector<char*> argv, envp;
+  for (std::string& a : spec.argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (std::string& e : spec.env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  constexpr int kAppend = O_WRONLY | O_CREAT | O_TRUNC | O_APPEND;
+  if (spec.output_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, spec.output_fd, 1);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 1, spec.stdout_path.c_str(),
+                                     kAppend, 0644);
+  }
+  if (spec.output_fd < 0 && !spec.stderr_path.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 2, spec.stderr_path.c_str(),
+                                     kAppend, 0644);
+  } else {
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  }
+  // Nothing of the test process (sockets, rings, pipes) leaks into it.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int s : {SIGUSR2, SIGTERM, SIGINT, SIGPIPE, SIGCHLD}) {
+    sigaddset(&defaults, s);
+  }
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  int err = spec.search_path ? posix_spawnp(&pid, argv[0], &actions, &attr,
+                                            argv.data(), envp.data())
+                             : posix_spawn(&pid, argv[0], &actions, &attr,
+                                           argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) {
+    return absl::ErrnoToStatus(err, absl::StrCat("posix_spawn ", argv[0]));
+  }
+  return pid;
+}
+
+// The test's environment, minus handoff variables (a test may run inside
+// a handoff test harness of its own), plus `extra`.
+std::vector<std::string> ServerEnvironment(
+    const std::vector<std::string>& extra) {
+  auto overridden = [&](absl::string_view kv) {
+    absl::string_view name = kv.substr(0, kv.find('='));
+    if (name == "BATON_HANDOFF_FD" || name == "BATON_HANDOFF_FAULT") {
+      return true;
+    }
+    for (const std::string& e : extra) {
+      if (absl::string_view(e).substr(0, e.find('=')) == name) return true;
+    }
+    return false;
+  };
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!overridden(*e)) env.emplace_back(*e);
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+std::vector<std::string> TestEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
+}
+
 }  // namespace
 
-std::string EchoBinaryPath() {
-  return std::string(BATON_BINARY_DIR) + "/apps/echo/baton-echo";
+std::string AppBinaryPath(std::string_view app) {
+  const std::string name(app);
+  return absl::StrCat(BATON_BINARY_DIR, "/apps/", name, "/baton-", name);
+}
+
+ServerProcess::Options AppServer(std::string_view app,
+                                 std::vector<std::string> args,
+                                 std::vector<std::string> env) {
+  ServerProcess::Options options;
+  options.binary = AppBinaryPath(app);
+  options.args.push_back("--listen=127.0.0.1:0");
+  options.args.insert(options.args.end(), args.begin(), args.end());
+  options.env = std::move(env);
+  return options;
 }
 
 // --- TestDirectory
 // ---------------------------------------------------------------
 
 TestDirectory::TestDirectory() {
-  const ::testing::TestInfo* info =
-      ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = info == nullptr ? "unknown"
-                                     : absl::StrCat(info->test_suite_name(),
-                                                    ".", info->name());
+  const ::testing::UnitTest* unit = ::testing::UnitTest::GetInstance();
+  const ::testing::TestInfo* info = unit->current_test_info();
+  const ::testing::TestSuite* suite = unit->current_test_suite();
+  std::string name =
+      info != nullptr ? absl::StrCat(info->test_suite_name(), ".", info->name())
+                      : (suite != nullptr ? suite->name() : "unknown");
   for (char& c : name) {
     if (c == '/') c = '_';
   }
@@ -179,17 +299,22 @@ std::string DescribeWaitStatus(int status) {
 // --- ServerProcess
 // ---------------------------------------------------------------
 
-ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {}
+ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
+  if (options_.dir.empty()) {
+    own_dir_.emplace();
+    dir_ = own_dir_->path();
+  } else {
+    dir_ = options_.dir;
+  }
+}
 
 std::string ServerProcess::stdout_path() const {
-  return options_.dir + "/server.stdout";
+  return dir_ + "/server.stdout";
 }
 std::string ServerProcess::stderr_path() const {
-  return options_.dir + "/server.stderr";
+  return dir_ + "/server.stderr";
 }
-std::string ServerProcess::pid_file() const {
-  return options_.dir + "/server.pid";
-}
+std::string ServerProcess::pid_file() const { return dir_ + "/server.pid"; }
 
 pid_t ServerProcess::ReadPidFile() const {
   int pid = 0;
@@ -197,6 +322,8 @@ pid_t ServerProcess::ReadPidFile() const {
   if (!absl::SimpleAtoi(text, &pid)) return 0;
   return pid;
 }
+
+std::string ServerProcess::Log() const { return ReadFile(stderr_path()); }
 
 std::vector<std::string> ServerProcess::LogLines() const {
   return ReadLines(stderr_path());
@@ -257,78 +384,87 @@ bool ServerProcess::Exited(pid_t pid) {
   return false;
 }
 
+std::string ServerProcess::UncleanExit(pid_t pid) const {
+  auto it = wait_statuses_.find(pid);
+  if (it == wait_statuses_.end() || IsCleanExit(it->second)) return "";
+  return absl::StrCat(" (", DescribeWaitStatus(it->second), ")");
+}
+
+void ServerProcess::WaitForChange(const std::vector<pid_t>& pids,
+                                  absl::Time deadline) {
+  std::vector<pollfd> fds;
+  if (watch_fd_ >= 0) fds.push_back(pollfd{watch_fd_, POLLIN, 0});
+  bool gone = false;
+  for (pid_t pid : pids) {
+    // Through syscall(): glibc 2.36's <sys/pidfd.h> lacks C linkage in C++.
+    int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    if (fd >= 0) {
+      fds.push_back(pollfd{fd, POLLIN, 0});
+    } else if (errno == ESRCH) {
+      gone = true;  // exited and reaped meanwhile: re-check at once
+    }
+  }
+  // Without inotify nothing wakes us for a file: poll often instead.
+  const absl::Duration cap =
+      watch_fd_ >= 0 ? absl::Milliseconds(50) : absl::Milliseconds(2);
+  const absl::Duration wait =
+      std::max(absl::ZeroDuration(), std::min(cap, deadline - absl::Now()));
+  if (!gone) {
+    poll(fds.data(), fds.size(),
+         static_cast<int>(absl::ToInt64Milliseconds(
+             absl::Ceil(wait, absl::Milliseconds(1)))));
+  }
+  if (watch_fd_ >= 0) {
+    alignas(inotify_event) char events[4096];
+    while (read(watch_fd_, events, sizeof(events)) > 0) {
+    }
+  }
+  for (const pollfd& p : fds) {
+    if (p.fd != watch_fd_) close(p.fd);
+  }
+}
+
+template <typename Condition>
+bool ServerProcess::WaitFor(Condition condition,
+                            const std::vector<pid_t>& pids) {
+  const absl::Time deadline = absl::Now() + options_.timeout;
+  while (!condition()) {
+    if (absl::Now() >= deadline) return condition();
+    std::vector<pid_t> running;
+    for (pid_t pid : pids) {
+      if (!Exited(pid)) running.push_back(pid);
+    }
+    WaitForChange(running, deadline);
+  }
+  return true;
+}
+
 absl::Status ServerProcess::Start() {
   if (first_pid_ > 0) return absl::FailedPreconditionError("already started");
-  if (options_.dir.empty()) {
-    return absl::InvalidArgumentError("ServerProcess::Options::dir is empty");
-  }
   BecomeSubreaper();
   unlink(pid_file().c_str());
-
-  std::vector<std::string> args = {options_.binary};
-  args.insert(args.end(), options_.args.begin(), options_.args.end());
-  args.push_back(absl::StrCat("--pid-file=", pid_file()));
-
-  // The test's environment, minus handoff variables, plus `env`.
-  std::vector<std::string> env;
-  auto overridden = [&](absl::string_view kv) {
-    absl::string_view name = kv.substr(0, kv.find('='));
-    if (name == "BATON_HANDOFF_FD" || name == "BATON_HANDOFF_FAULT") {
-      return true;
-    }
-    for (const std::string& e : options_.env) {
-      if (absl::string_view(e).substr(0, e.find('=')) == name) return true;
-    }
-    return false;
-  };
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (!overridden(*e)) env.emplace_back(*e);
+  watch_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (watch_fd_ >= 0 && inotify_add_watch(watch_fd_, dir_.c_str(),
+                                          IN_MODIFY | IN_CLOSE_WRITE |
+                                              IN_CREATE | IN_MOVED_TO) < 0) {
+    close(watch_fd_);
+    watch_fd_ = -1;
   }
-  env.insert(env.end(), options_.env.begin(), options_.env.end());
 
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, stdout_path().c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
-                                   0644);
-  posix_spawn_file_actions_addopen(&actions, 2, stderr_path().c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC | O_APPEND,
-                                   0644);
-  // Nothing of the test process (sockets, rings) leaks into the server.
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (int s : {SIGUSR2, SIGTERM, SIGINT, SIGPIPE, SIGCHLD}) {
-    sigaddset(&defaults, s);
-  }
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = -1;
-  int err = posix_spawn(&pid, options_.binary.c_str(), &actions, &attr,
-                        argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (err != 0) {
-    return absl::ErrnoToStatus(err,
-                               absl::StrCat("posix_spawn ", options_.binary));
-  }
-  first_pid_ = pid;
-  Track(pid);
+  SpawnSpec spec;
+  spec.argv.push_back(options_.binary);
+  spec.argv.insert(spec.argv.end(), options_.args.begin(), options_.args.end());
+  spec.argv.push_back(absl::StrCat("--pid-file=", pid_file()));
+  spec.env = ServerEnvironment(options_.env);
+  spec.stdout_path = stdout_path();
+  spec.stderr_path = stderr_path();
+  absl::StatusOr<pid_t> pid = Spawn(std::move(spec));
+  if (!pid.ok()) return pid.status();
+  first_pid_ = *pid;
+  Track(first_pid_);
 
   std::string listening;
-  bool ready = PollUntil(
+  const bool ready = WaitFor(
       [&] {
         for (const std::string& line : StdoutLines()) {
           if (absl::StartsWith(line, "listening on ")) {
@@ -339,9 +475,13 @@ absl::Status ServerProcess::Start() {
         return (!listening.empty() && ReadPidFile() == first_pid_) ||
                Exited(first_pid_);
       },
-      options_.timeout);
-  if (!ready || listening.empty() || ReadPidFile() != first_pid_) {
-    std::string why = ready ? "exited" : "did not start in time";
+      {first_pid_});
+  if (!ready || listening.empty() || ReadPidFile() != first_pid_ ||
+      Exited(first_pid_)) {
+    std::string why =
+        ready ? "exited"
+              : absl::StrCat("did not report its address within ",
+                             absl::FormatDuration(options_.timeout));
     if (auto it = wait_statuses_.find(first_pid_); it != wait_statuses_.end()) {
       why = DescribeWaitStatus(it->second);
     }
@@ -353,6 +493,7 @@ absl::Status ServerProcess::Start() {
   if (!address.ok()) return address.status();
   address_ = *address;
   pid_ = first_pid_;
+  served_.insert(pid_);
   return absl::OkStatus();
 }
 
@@ -370,7 +511,7 @@ absl::StatusOr<RestartResult> ServerProcess::Restart() {
   RestartResult result;
   result.old_pid = old;
   std::string failure;
-  bool done = PollUntil(
+  bool done = WaitFor(
       [&] {
         // Exit first, log second: a process logs before it exits, so a
         // success line is never missed for an exit already seen. The pid
@@ -397,21 +538,22 @@ absl::StatusOr<RestartResult> ServerProcess::Restart() {
         if (now != old && now > 0) Track(now);
         return logged && exited && now != old && now > 0;
       },
-      options_.timeout);
+      {old});
   result.took = absl::Now() - t0;
   if (!failure.empty()) {
-    std::string status;
-    if (auto it = wait_statuses_.find(old); it != wait_statuses_.end()) {
-      status = absl::StrCat(" (", DescribeWaitStatus(it->second), ")");
-    }
-    return absl::AbortedError(absl::StrCat(
-        "restart of pid ", old, " failed: ", failure, status, "; ", LogTail()));
+    return absl::AbortedError(absl::StrCat("restart of pid ", old,
+                                           " failed: ", failure,
+                                           UncleanExit(old), "; ", LogTail()));
   }
   if (!done) {
     return absl::DeadlineExceededError(absl::StrFormat(
         "restart of pid %d: after %s the pid file names %d, old pid %s; %s",
         old, absl::FormatDuration(options_.timeout), ReadPidFile(),
         Exited(old) ? "exited" : "still running", LogTail()));
+  }
+  if (std::string unclean = UncleanExit(old); !unclean.empty()) {
+    return absl::InternalError(absl::StrCat(
+        "pid ", old, " handed over but then ended", unclean, "; ", LogTail()));
   }
   result.new_pid = ReadPidFile();
   if (result.new_pid != result.handoff.child) {
@@ -440,6 +582,8 @@ absl::StatusOr<RestartResult> ServerProcess::Restart() {
     result.old_wait_status = it->second;
   }
   pid_ = result.new_pid;
+  served_.insert(pid_);
+  ++restarts_;
   return result;
 }
 
@@ -454,7 +598,7 @@ absl::StatusOr<std::string> ServerProcess::RestartExpectRollback() {
     return absl::ErrnoToStatus(errno, absl::StrCat("kill(", old, ", SIGUSR2)"));
   }
   std::string rollback, failure;
-  bool done = PollUntil(
+  bool done = WaitFor(
       [&] {
         const bool exited = Exited(old);
         std::vector<std::string> lines = LogLines();
@@ -470,12 +614,13 @@ absl::StatusOr<std::string> ServerProcess::RestartExpectRollback() {
           }
         }
         if (exited) {
-          failure = "the serving process exited";
+          failure =
+              absl::StrCat("the serving process exited", UncleanExit(old));
           return true;
         }
         return false;
       },
-      options_.timeout);
+      {old});
   for (const std::string& line : LogLines()) Track(LinePid(line));
   if (!failure.empty()) {
     return absl::AbortedError(absl::StrCat("expected a rollback of pid ", old,
@@ -503,38 +648,140 @@ absl::StatusOr<int> ServerProcess::Stop() {
   if (kill(pid, SIGTERM) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("kill(", pid, ", SIGTERM)"));
   }
-  if (!PollUntil([&] { return Exited(pid); }, options_.timeout)) {
+  if (!WaitFor([&] { return Exited(pid); }, {pid})) {
     return absl::DeadlineExceededError(absl::StrCat(
         "pid ", pid, " still running ", absl::FormatDuration(options_.timeout),
         " after SIGTERM; ", LogTail()));
+  }
+  if (std::string unclean = UncleanExit(pid); !unclean.empty()) {
+    return absl::InternalError(
+        absl::StrCat("pid ", pid, " stopped", unclean, "; ", LogTail()));
   }
   auto it = wait_statuses_.find(pid);
   return it == wait_statuses_.end() ? -1 : it->second;
 }
 
 ServerProcess::~ServerProcess() {
-  if (first_pid_ <= 0) return;
-  std::set<pid_t> pids = lineage_;
-  pids.insert(ReadPidFile());
-  for (const std::string& line : LogLines()) pids.insert(LinePid(line));
-  pids.erase(0);
-  for (pid_t pid : pids) {
-    if (!Exited(pid) && LooksLike(pid, options_.binary)) kill(pid, SIGKILL);
+  if (first_pid_ > 0) {
+    // A graceful stop first, so that the serving process runs its exit path
+    // (and a sanitizer its leak check).
+    if (const pid_t serving = pid_; serving > 0 && !Exited(serving)) {
+      kill(serving, SIGTERM);
+      if (!WaitFor([&] { return Exited(serving); }, {serving})) {
+        ADD_FAILURE() << options_.binary << " pid " << serving
+                      << " did not stop within "
+                      << absl::FormatDuration(options_.timeout)
+                      << " of SIGTERM; " << LogTail();
+      }
+    }
+    for (pid_t pid : served_) {
+      EXPECT_EQ(UncleanExit(pid), "")
+          << options_.binary << " pid " << pid << " served, then ended badly";
+    }
+    const std::string log = Log();
+    for (const char* report : {"Sanitizer", "runtime error:"}) {
+      EXPECT_FALSE(absl::StrContains(log, report))
+          << options_.binary << " logged \"" << report << "\"; " << LogTail();
+    }
+
+    std::set<pid_t> pids = lineage_;
+    pids.insert(ReadPidFile());
+    for (const std::string& line : LogLines()) pids.insert(LinePid(line));
+    pids.erase(0);
+    for (pid_t pid : pids) {
+      if (!Exited(pid) && LooksLike(pid, options_.binary)) kill(pid, SIGKILL);
+    }
+    // Reap what is ours; a killed process's orphans come to us too.
+    bool all = PollUntil(
+        [&] {
+          bool done = true;
+          for (pid_t pid : pids) done = Exited(pid) && done;
+          return done;
+        },
+        absl::Seconds(10));
+    if (!all) ADD_FAILURE() << "server processes survived SIGKILL";
+    // Zombies we can still reap (their status no longer matters).
+    for (pid_t pid : pids) {
+      int status;
+      waitpid(pid, &status, WNOHANG);
+    }
+    if (::testing::Test::HasFailure()) {
+      std::fprintf(stderr, "%s\n", LogTail().c_str());
+    }
   }
-  // Reap what is ours; a killed process's orphans come to us too.
-  bool all = PollUntil(
-      [&] {
-        bool done = true;
-        for (pid_t pid : pids) done = Exited(pid) && done;
-        return done;
-      },
-      absl::Seconds(10));
-  if (!all) ADD_FAILURE() << "server processes survived SIGKILL";
-  // Zombies we can still reap (their status no longer matters).
-  for (pid_t pid : pids) {
-    int status;
-    waitpid(pid, &status, WNOHANG);
+  if (watch_fd_ >= 0) close(watch_fd_);
+}
+
+// --- Other programs
+// -------------------------------------------------------------
+
+std::string FindTool(const std::string& tool) {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(
+           path != nullptr ? path : "/usr/bin:/bin", ':', absl::SkipEmpty())) {
+    std::string candidate = absl::StrCat(dir, "/", tool);
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }
+  return "";
+}
+
+int RunTool(const std::vector<std::string>& argv, std::string* output,
+            absl::Duration timeout) {
+  output->clear();
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return -1;
+  SpawnSpec spec;
+  spec.argv = argv;
+  spec.env = TestEnvironment();
+  spec.search_path = true;
+  spec.output_fd = pipe_fds[1];
+  absl::StatusOr<pid_t> pid = Spawn(std::move(spec));
+  close(pipe_fds[1]);
+  if (!pid.ok()) {
+    close(pipe_fds[0]);
+    *output = pid.status().ToString();
+    return -1;
+  }
+  // Read until the tool closes its output (end of file) or time is up.
+  const absl::Time deadline = absl::Now() + timeout;
+  bool eof = false;
+  while (!eof && absl::Now() < deadline) {
+    pollfd p{pipe_fds[0], POLLIN, 0};
+    int ready = poll(&p, 1,
+                     static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(
+                         deadline - absl::Now(), absl::Milliseconds(1)))));
+    if (ready <= 0) continue;  // EINTR, or the deadline: the loop decides
+    char buf[65536];
+    ssize_t n = read(pipe_fds[0], buf, sizeof(buf));
+    if (n > 0) {
+      output->append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      eof = true;
+    }
+  }
+  close(pipe_fds[0]);
+  int status = 0;
+  // Its output closed: it is exiting (or gets a second to). Still writing
+  // at the deadline: it is killed.
+  const bool exited =
+      eof && PollUntil([&] { return waitpid(*pid, &status, WNOHANG) == *pid; },
+                       std::max(deadline - absl::Now(), absl::Seconds(1)));
+  if (!exited) {
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+absl::StatusOr<pid_t> SpawnTool(const std::vector<std::string>& argv,
+                                const std::string& output_path) {
+  SpawnSpec spec;
+  spec.argv = argv;
+  spec.env = TestEnvironment();
+  spec.search_path = true;
+  spec.stdout_path = output_path;
+  return Spawn(std::move(spec));
 }
 
 // --- /proc
@@ -579,18 +826,6 @@ absl::StatusOr<FdCensus> TakeFdCensus(pid_t pid) {
     }
   }
   return census;
-}
-
-absl::StatusOr<std::vector<uint64_t>> SocketInodes(pid_t pid) {
-  absl::StatusOr<FdCensus> census = TakeFdCensus(pid);
-  if (!census.ok()) return census.status();
-  return std::vector<uint64_t>(census->sockets.begin(), census->sockets.end());
-}
-
-absl::StatusOr<int> CountFds(pid_t pid) {
-  absl::StatusOr<FdCensus> census = TakeFdCensus(pid);
-  if (!census.ok()) return census.status();
-  return census->total();
 }
 
 absl::StatusOr<std::vector<TcpSocket>> ReadTcpSockets() {

@@ -1,4 +1,4 @@
-#include "support/stream_client.h"
+#include "common/stream_check.h"
 
 #include <sys/socket.h>
 
@@ -7,19 +7,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "baton/net/byte_buffer.h"
+#include "absl/time/clock.h"
 #include "baton/net/connection.h"
 #include "baton/net/listener.h"
-#include "support/process.h"
 
-namespace baton::test_support {
+namespace baton::app {
 namespace {
 
 uint64_t SplitMix(uint64_t z) {
@@ -29,40 +27,71 @@ uint64_t SplitMix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// Connection `id`'s byte stream, produced in order, 8 bytes per step.
-class ByteStream {
- public:
-  explicit ByteStream(uint64_t key) : key_(key) {}
-  void Next(char* out, size_t n) {
-    while (n > 0) {
-      if (avail_ == 0) {
-        word_ = SplitMix(key_ ^ SplitMix(counter_++));
-        avail_ = sizeof(word_);
-      }
-      size_t take = std::min(n, avail_);
-      std::memcpy(
-          out, reinterpret_cast<const char*>(&word_) + (sizeof(word_) - avail_),
-          take);
-      out += take;
-      n -= take;
-      avail_ -= take;
-    }
+// Polls `condition` every `every` until it holds (true) or `timeout` passes
+// (false; the condition is evaluated once more at the deadline).
+template <typename Condition>
+bool WaitUntil(Condition condition, absl::Duration timeout,
+               absl::Duration every = absl::Milliseconds(2)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!condition()) {
+    if (absl::Now() >= deadline) return condition();
+    absl::SleepFor(std::min(every, deadline - absl::Now()));
   }
-
- private:
-  uint64_t key_;
-  uint64_t counter_ = 0;
-  uint64_t word_ = 0;
-  size_t avail_ = 0;
-};
-
-// A size in [1, hi], log-uniform (small writes as common as large ones).
-size_t WriteSize(std::mt19937_64& rng, size_t hi) {
-  std::uniform_real_distribution<double> dist(0.0, std::log(double(hi) + 1));
-  return std::clamp<size_t>(static_cast<size_t>(std::exp(dist(rng))), 1, hi);
+  return true;
 }
 
 }  // namespace
+
+// --- PatternStream
+// ---------------------------------------------------------------
+
+uint64_t PatternStream::Word(uint64_t index) const {
+  return SplitMix(key_ + index * 0x9E3779B97F4A7C15ull);
+}
+
+void PatternStream::Fill(uint64_t offset, char* out, size_t n) const {
+  while (n > 0) {
+    const uint64_t word = Word(offset / 8);
+    for (size_t j = offset % 8; j < 8 && n > 0; ++j, ++offset, --n) {
+      *out++ = static_cast<char>(word >> (8 * j));
+    }
+  }
+}
+
+std::string PatternStream::Bytes(uint64_t offset, size_t n) const {
+  std::string s(n, '\0');
+  Fill(offset, s.data(), n);
+  return s;
+}
+
+size_t PatternStream::Mismatch(uint64_t offset, std::string_view got) const {
+  char expected[4096];
+  for (size_t done = 0; done < got.size();) {
+    const size_t n = std::min(sizeof(expected), got.size() - done);
+    Fill(offset + done, expected, n);
+    if (std::memcmp(expected, got.data() + done, n) != 0) {
+      for (size_t i = 0; i < n; ++i) {
+        if (expected[i] != got[done + i]) return done + i;
+      }
+    }
+    done += n;
+  }
+  return std::string::npos;
+}
+
+uint64_t StreamKey(uint32_t seed, int id) {
+  return SplitMix((static_cast<uint64_t>(seed) << 32) |
+                  static_cast<uint32_t>(id));
+}
+
+size_t LogUniform(std::mt19937_64& rng, size_t lo, size_t hi) {
+  std::uniform_real_distribution<double> dist(
+      std::log(static_cast<double>(lo)), std::log(static_cast<double>(hi) + 1));
+  return std::clamp(static_cast<size_t>(std::exp(dist(rng))), lo, hi);
+}
+
+// --- StreamClient
+// ----------------------------------------------------------------
 
 struct StreamClient::Conn {
   int id = 0;
@@ -73,6 +102,7 @@ struct StreamClient::Conn {
   std::atomic<uint64_t> sent{0};
   std::atomic<uint64_t> verified{0};
   std::atomic<int64_t> max_gap_ns{0};
+  std::vector<absl::Duration> gaps;  // reactor thread, until it ends
   mutable std::mutex mu;
   std::string error;
   int64_t first_mismatch = -1;
@@ -112,20 +142,25 @@ StreamClient::~StreamClient() {
   CancelAndJoin(absl::Seconds(20));
 }
 
-absl::Status StreamClient::Start() {
-  if (thread_.joinable()) return absl::FailedPreconditionError("started");
+absl::Status StreamClient::Launch() {
+  if (thread_.joinable()) return absl::FailedPreconditionError("launched");
   thread_ = std::thread([this] { ThreadMain(); });
-  const int n = options_.connections;
-  bool settled = PollUntil(
-      [&] {
-        return thread_done_.load() ||
-               (reactor_ready_.load() && settled_.load() == n);
-      },
-      options_.connect_timeout);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!thread_status_.ok()) return thread_status_;
+  // Creating a reactor takes a few system calls; the bound only guards
+  // against a thread that never gets to run.
+  if (!WaitUntil([&] { return reactor_ready_.load() || thread_done_.load(); },
+                 options_.connect_timeout)) {
+    return absl::DeadlineExceededError("the client thread did not start");
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  return thread_status_;
+}
+
+absl::Status StreamClient::Start() {
+  if (absl::Status launched = Launch(); !launched.ok()) return launched;
+  const int n = options_.connections;
+  const bool settled =
+      WaitUntil([&] { return thread_done_.load() || settled_.load() == n; },
+                options_.connect_timeout);
   if (!settled) {
     return absl::DeadlineExceededError(absl::StrFormat(
         "seed=%u: %d of %d connections established within %s", seed(),
@@ -171,33 +206,35 @@ Task<void> StreamClient::RunConnection(Conn* c) {
   c->connected.store(true);
   settled_.fetch_add(1);
 
-  const uint64_t key =
-      SplitMix((static_cast<uint64_t>(options_.seed) << 32) | uint32_t(c->id));
-  ByteStream stream(key);
+  const uint64_t key = StreamKey(options_.seed, c->id);
+  const PatternStream stream(key);
   std::mt19937_64 sizes(SplitMix(key));
-  ByteBuffer unverified;  // sent, not yet echoed, in order
   std::string chunk;
-  uint64_t sent = 0, verified = 0;
+  uint64_t sent = 0;
+  uint64_t verified = 0;
   int64_t max_gap_ns = 0;
   absl::Time last_read = absl::Now();
   bool ok = true;
   while (true) {
     if (!stop_sending_.load(std::memory_order_relaxed)) {
-      while (unverified.size() < options_.window) {
-        size_t n = WriteSize(sizes, options_.max_write);
+      while (sent - verified < options_.window) {
+        const size_t n =
+            options_.write_sizes == StreamClientOptions::WriteSizes::kUniform
+                ? 1 + sizes() % options_.max_write
+                : LogUniform(sizes, 1, options_.max_write);
         chunk.resize(n);
-        stream.Next(chunk.data(), n);
+        stream.Fill(sent, chunk.data(), n);
         conn->Write(chunk);
-        unverified.Append(chunk);
         sent += n;
       }
       c->sent.store(sent, std::memory_order_relaxed);
     }
-    if (unverified.empty()) break;  // stopped, and every byte came back
+    if (verified == sent) break;  // stopped, and every byte came back
     absl::StatusOr<size_t> r = co_await conn->Read();
     const absl::Time now = absl::Now();
-    max_gap_ns =
-        std::max(max_gap_ns, absl::ToInt64Nanoseconds(now - last_read));
+    const int64_t gap_ns = absl::ToInt64Nanoseconds(now - last_read);
+    if (options_.record_gaps) c->gaps.push_back(now - last_read);
+    max_gap_ns = std::max(max_gap_ns, gap_ns);
     c->max_gap_ns.store(max_gap_ns, std::memory_order_relaxed);
     last_read = now;
     // ResourceExhausted only says the inbound buffer is full: verify it.
@@ -214,11 +251,11 @@ Task<void> StreamClient::RunConnection(Conn* c) {
       ok = false;
       break;
     }
-    std::string_view in = conn->inbound();
-    const size_t common = std::min(in.size(), unverified.size());
-    if (std::memcmp(in.data(), unverified.data(), common) != 0) {
-      size_t bad = 0;
-      while (in[bad] == unverified.data()[bad]) ++bad;
+    const std::string_view in = conn->inbound();
+    const uint64_t owed = sent - verified;
+    const size_t bad = stream.Mismatch(
+        verified, in.substr(0, std::min<uint64_t>(in.size(), owed)));
+    if (bad != std::string::npos) {
       c->Fail(absl::StrFormat("echoed byte at offset %d differs from the "
                               "byte sent (%d sent)",
                               verified + bad, sent),
@@ -226,14 +263,13 @@ Task<void> StreamClient::RunConnection(Conn* c) {
       ok = false;
       break;
     }
-    if (in.size() > unverified.size()) {
+    if (in.size() > owed) {
       c->Fail(absl::StrFormat("%d bytes echoed but only %d sent",
                               verified + in.size(), sent),
               static_cast<int64_t>(sent));
       ok = false;
       break;
     }
-    unverified.Consume(in.size());
     verified += in.size();
     conn->Consume(in.size());
     c->verified.store(verified, std::memory_order_relaxed);
@@ -259,6 +295,10 @@ Task<void> StreamClient::RunConnection(Conn* c) {
 }
 
 absl::Status StreamClient::FirstFailure() const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_status_.ok()) return thread_status_;
+  }
   for (const auto& c : conns_) {
     if (!c->failed.load()) continue;
     std::lock_guard<std::mutex> lock(c->mu);
@@ -271,7 +311,7 @@ absl::Status StreamClient::FirstFailure() const {
 absl::Status StreamClient::WaitVerified(uint64_t bytes,
                                         absl::Duration timeout) {
   absl::Status failure;
-  bool reached = PollUntil(
+  const bool reached = WaitUntil(
       [&] {
         failure = FirstFailure();
         if (!failure.ok()) return true;
@@ -299,7 +339,7 @@ absl::Status StreamClient::WaitForProgress(uint64_t bytes,
   std::vector<uint64_t> target;
   for (const auto& c : conns_) target.push_back(c->verified.load() + bytes);
   absl::Status failure;
-  bool reached = PollUntil(
+  const bool reached = WaitUntil(
       [&] {
         failure = FirstFailure();
         if (!failure.ok()) return true;
@@ -316,8 +356,8 @@ absl::Status StreamClient::WaitForProgress(uint64_t bytes,
   size_t worst = 0;
   int64_t worst_missing = 0;
   for (size_t i = 0; i < conns_.size(); ++i) {
-    int64_t missing = static_cast<int64_t>(target[i]) -
-                      static_cast<int64_t>(conns_[i]->verified.load());
+    const int64_t missing = static_cast<int64_t>(target[i]) -
+                            static_cast<int64_t>(conns_[i]->verified.load());
     if (missing > worst_missing) {
       worst = i;
       worst_missing = missing;
@@ -333,7 +373,7 @@ absl::Status StreamClient::WaitForProgress(uint64_t bytes,
 void StreamClient::CancelAndJoin(absl::Duration bound) {
   if (!thread_.joinable()) return;
   // Cancel again every 100 ms: a connection may still be connecting.
-  bool done = PollUntil(
+  const bool done = WaitUntil(
       [&] {
         std::lock_guard<std::mutex> lock(mu_);
         if (thread_done_.load()) return true;
@@ -358,13 +398,14 @@ absl::Status StreamClient::Finish(absl::Duration timeout) {
     return absl::FailedPreconditionError("not running");
   }
   stop_sending_.store(true);
-  bool done = PollUntil([&] { return thread_done_.load(); }, timeout);
+  const bool done = WaitUntil([&] { return thread_done_.load(); }, timeout);
   absl::Status status;
   if (!done) {
     std::vector<std::string> owed;
     for (const auto& c : conns_) {
       if (c->done.load()) continue;
-      uint64_t sent = c->sent.load(), verified = c->verified.load();
+      const uint64_t sent = c->sent.load();
+      const uint64_t verified = c->verified.load();
       if (owed.size() < 5) {
         owed.push_back(absl::StrFormat("connection %d: %d of %d echoed", c->id,
                                        verified, sent));
@@ -382,21 +423,25 @@ absl::Status StreamClient::Finish(absl::Duration timeout) {
   return FirstFailure();
 }
 
+StreamResult StreamClient::ResultOf(const Conn& c, bool with_gaps) const {
+  StreamResult r;
+  r.id = c.id;
+  r.connected = c.connected.load();
+  r.sent = c.sent.load();
+  r.verified = c.verified.load();
+  r.max_gap = absl::Nanoseconds(c.max_gap_ns.load());
+  r.finished = c.finished.load();
+  // The reactor thread appends to c.gaps until it ends.
+  if (with_gaps && thread_done_.load()) r.gaps = c.gaps;
+  std::lock_guard<std::mutex> lock(c.mu);
+  r.error = c.error;
+  r.first_mismatch = c.first_mismatch;
+  return r;
+}
+
 std::vector<StreamResult> StreamClient::Results() const {
   std::vector<StreamResult> out;
-  for (const auto& c : conns_) {
-    StreamResult r;
-    r.id = c->id;
-    r.connected = c->connected.load();
-    r.sent = c->sent.load();
-    r.verified = c->verified.load();
-    r.max_gap = absl::Nanoseconds(c->max_gap_ns.load());
-    r.finished = c->finished.load();
-    std::lock_guard<std::mutex> lock(c->mu);
-    r.error = c->error;
-    r.first_mismatch = c->first_mismatch;
-    out.push_back(std::move(r));
-  }
+  for (const auto& c : conns_) out.push_back(ResultOf(*c, /*with_gaps=*/true));
   return out;
 }
 
@@ -407,26 +452,27 @@ uint64_t StreamClient::TotalVerified() const {
 }
 
 std::string StreamClient::Summary() const {
-  uint64_t sent = 0, verified = 0;
+  uint64_t sent = 0;
+  uint64_t verified = 0;
   int failed = 0;
   absl::Duration max_gap;
   std::vector<std::string> failures;
-  for (const StreamResult& r : Results()) {
+  for (const auto& c : conns_) {
+    const StreamResult r = ResultOf(*c, /*with_gaps=*/false);
     sent += r.sent;
     verified += r.verified;
     max_gap = std::max(max_gap, r.max_gap);
-    if (!r.ok()) {
-      ++failed;
-      if (failures.size() < 5) failures.push_back(r.ToString());
-    }
+    if (r.ok()) continue;
+    ++failed;
+    if (failures.size() < 5) failures.push_back(r.ToString());
   }
   std::string s = absl::StrFormat(
-      "seed=%u (reproduce with --gtest_random_seed=%u), %d connections: %d "
-      "bytes sent, %d verified, %d not ok, max client-visible gap %s",
-      seed(), seed(), conns_.size(), sent, verified, failed,
+      "seed=%u, %d connections: %d bytes sent, %d verified, %d not ok, max "
+      "client-visible gap %s",
+      seed(), conns_.size(), sent, verified, failed,
       absl::FormatDuration(max_gap));
   for (const std::string& f : failures) absl::StrAppend(&s, "\n  ", f);
   return s;
 }
 
-}  // namespace baton::test_support
+}  // namespace baton::app

@@ -1,8 +1,8 @@
 #include "httpd/handler.h"
 
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <ctime>
@@ -22,16 +22,11 @@ namespace {
 // Unsent response bytes above which the handler stops answering and waits
 // for the peer to read.
 constexpr size_t kMaxUnsent = 1 << 20;
-// After an error response: how long, and how many bytes, to read and drop
-// once the write side is shut, so the client reads the response instead of
-// a reset (closing a socket with unread input sends RST).
-constexpr absl::Duration kLingerTime = absl::Seconds(1);
-constexpr size_t kLingerBytes = 1 << 20;
 
 constexpr std::string_view kHelloWorld = "Hello, World!";
 constexpr std::string_view kJson = R"({"message":"Hello, World!"})";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-constexpr std::string_view kStateMagic = "BHS1";
+constexpr std::string_view kStateMagic = "BHS2";
 
 std::atomic<int64_t> g_open_connections{0};
 std::atomic<uint64_t> g_requests{0};
@@ -134,75 +129,24 @@ Task<absl::Status> DrainTo(Connection& conn, size_t at_most) {
 // ConnectionState plus what never leaves the process.
 struct Session {
   ConnectionState s;
-  size_t spill_off = 0;  // s.spill bytes before this are answered
   http::ParseState parse;
 
-  bool spilling() const { return !s.spill.empty(); }
-  // The unanswered bytes: the spill (then the connection's buffer, moved
-  // into the spill at the next turn) or the connection's buffer.
-  std::string_view Pending(const Connection& conn) const {
-    return spilling() ? std::string_view(s.spill).substr(spill_off)
-                      : conn.inbound();
-  }
-  // Moves what the connection holds behind the spill.
-  void Spill(Connection& conn) {
-    s.spill.append(conn.inbound());
-    conn.Consume(conn.inbound().size());
-  }
   // The front request (`n` bytes) is answered.
   void Advance(Connection& conn, size_t n) {
-    if (spilling()) {
-      spill_off += n;
-      if (spill_off == s.spill.size()) {
-        std::string().swap(s.spill);
-        spill_off = 0;
-      }
-    } else {
-      conn.Consume(n);
-    }
+    conn.Consume(n);
     parse = http::ParseState();
     s.continue_sent = false;
     s.deadline.reset();
   }
-  void Compact() {
-    if (spill_off > 0) {
-      s.spill.erase(0, spill_off);
-      spill_off = 0;
-    }
-  }
   // Before returning for a stop or a handoff: what the next process needs.
-  void Park(Connection& conn) {
-    Compact();
-    conn.set_handoff_state(EncodeState(s));
-  }
+  void Park(Connection& conn) { conn.set_handoff_state(EncodeState(s)); }
 };
 
-// Flushes the last response and ends the connection; with `linger`, shuts
-// the write side and drops input for a moment so that the peer sees the
-// response rather than a reset.
-Task<void> Finish(Connection& conn, Session& session, const Config& config,
-                  bool linger) {
-  session.s.closing = true;
-  session.s.spill.clear();
-  session.spill_off = 0;
-  // If a handoff catches the connection from here on, the next process only
-  // flushes and closes it.
-  conn.set_handoff_state(EncodeState(session.s));
-  absl::Status flushed =
-      co_await WithTimeout(DrainTo(conn, 0), config.idle_timeout);
-  if (!flushed.ok() || !linger || !conn.error().ok()) co_return;
-  if (conn.inbound().empty() && conn.eof()) co_return;
-  shutdown(conn.fd(), SHUT_WR);
-  const absl::Time end = absl::Now() + kLingerTime;
-  size_t dropped = 0;
-  while (dropped < kLingerBytes) {
-    dropped += conn.inbound().size();
-    conn.Consume(conn.inbound().size());
-    absl::Duration left = end - absl::Now();
-    if (left <= absl::ZeroDuration()) co_return;
-    absl::StatusOr<size_t> n = co_await WithTimeout(ReadOnce(conn), left);
-    if (!n.ok() || *n == 0) co_return;
-  }
+// Answers `status` and closes, lingering so that a client still sending
+// reads the response rather than a reset.
+void Refuse(Connection& conn, int status) {
+  conn.Write(ErrorResponse(status));
+  conn.CloseWhenFlushed(Closing::kLinger);
 }
 
 }  // namespace
@@ -281,30 +225,27 @@ std::string ErrorResponse(int status) {
 
 std::string EncodeState(const ConnectionState& state) {
   std::string out(kStateMagic);
-  uint8_t flags = (state.closing ? 1 : 0) | (state.continue_sent ? 2 : 0) |
-                  (state.deadline.has_value() ? 4 : 0);
+  uint8_t flags =
+      (state.continue_sent ? 1 : 0) | (state.deadline.has_value() ? 2 : 0);
   out.push_back(static_cast<char>(flags));
   PutLe<int64_t>(&out, state.deadline ? absl::ToUnixNanos(*state.deadline) : 0);
-  out.append(state.spill);
   return out;
 }
 
 bool DecodeState(std::string_view bytes, ConnectionState* state) {
-  constexpr size_t kFixed = 4 + 1 + 8;
-  if (bytes.size() < kFixed || bytes.substr(0, 4) != kStateMagic) return false;
+  constexpr size_t kSize = 4 + 1 + 8;
+  if (bytes.size() != kSize || bytes.substr(0, 4) != kStateMagic) return false;
   auto flags = static_cast<uint8_t>(bytes[4]);
-  if (flags & ~7u) return false;
+  if (flags & ~3u) return false;
   uint64_t nanos = 0;
   for (size_t i = 0; i < 8; ++i) {
     nanos |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[5 + i]))
              << (8 * i);
   }
   ConnectionState s;
-  s.closing = flags & 1;
-  s.continue_sent = flags & 2;
-  if (flags & 4) s.deadline = absl::FromUnixNanos(static_cast<int64_t>(nanos));
-  s.spill.assign(bytes.substr(kFixed));
-  *state = std::move(s);
+  s.continue_sent = flags & 1;
+  if (flags & 2) s.deadline = absl::FromUnixNanos(static_cast<int64_t>(nanos));
+  *state = s;
   return true;
 }
 
@@ -321,21 +262,14 @@ Task<void> ServeHttp(Connection& conn, Config config) {
     }
     conn.set_handoff_state("");
   }
-  if (session.s.closing) {
-    co_await Finish(conn, session, config, /*linger=*/false);
-    co_return;
-  }
+  // The largest valid request must fit in the connection's buffer whole.
+  conn.set_max_inbound(
+      std::max(conn.max_inbound(), http::MaxRequestBytes(config.limits)));
   while (true) {
-    if (session.spilling()) session.Spill(conn);
-
     // Answer every complete request, in order.
-    int error = 0;
-    bool close = false;
-    while (true) {
-      std::string_view pending = session.Pending(conn);
-      if (pending.empty()) break;
+    while (!conn.inbound().empty()) {
       http::ParseResult r =
-          http::ParseRequest(pending, config.limits, &session.parse);
+          http::ParseRequest(conn.inbound(), config.limits, &session.parse);
       if (r.status == http::ParseStatus::kNeedMore) {
         if (!session.s.deadline) {
           session.s.deadline = absl::Now() + config.header_timeout;
@@ -347,17 +281,20 @@ Task<void> ServeHttp(Connection& conn, Config config) {
         break;
       }
       if (r.status == http::ParseStatus::kError) {
-        error = r.error;
-        break;
+        Refuse(conn, r.error);
+        co_return;
       }
       Response response = Respond(r.request);
       conn.Write(response.bytes);
       session.Advance(conn, r.size);
       g_requests.fetch_add(1, std::memory_order_relaxed);
       if (response.close) {
-        close = true;
-        break;
+        // Requests pipelined after it are never answered: linger over them.
+        conn.CloseWhenFlushed(conn.inbound().empty() ? Closing::kWhenFlushed
+                                                     : Closing::kLinger);
+        co_return;
       }
+      // Back-pressure: read no more while the peer does not read.
       if (conn.outbound_size() > kMaxUnsent) {
         absl::Status s = co_await WithTimeout(DrainTo(conn, kMaxUnsent),
                                               config.idle_timeout);
@@ -367,33 +304,11 @@ Task<void> ServeHttp(Connection& conn, Config config) {
         }
       }
     }
-    if (error != 0) {
-      conn.Write(ErrorResponse(error));
-      co_await Finish(conn, session, config, /*linger=*/true);
-      co_return;
-    }
-    if (close) {
-      const bool more = !session.Pending(conn).empty();
-      co_await Finish(conn, session, config, /*linger=*/more);
-      co_return;
-    }
-    session.Compact();
-
-    // Back-pressure: read no more while the peer does not read. (The timer
-    // is armed only when there is something to wait for.)
-    if (conn.outbound_size() > kMaxUnsent) {
-      absl::Status drained =
-          co_await WithTimeout(DrainTo(conn, kMaxUnsent), config.idle_timeout);
-      if (!drained.ok()) {
-        if (conn.quiescing() || absl::IsCancelled(drained)) session.Park(conn);
-        co_return;
-      }
-    }
 
     // Wait for more: a started request has until its header deadline to
     // complete its header section, then idle_timeout between reads of its
     // body; an idle connection has idle_timeout.
-    const bool partial = !session.Pending(conn).empty();
+    const bool partial = !conn.inbound().empty();
     absl::Duration wait = config.idle_timeout;
     if (partial && session.parse.head_size == 0 && session.s.deadline) {
       wait = *session.s.deadline - absl::Now();
@@ -411,18 +326,16 @@ Task<void> ServeHttp(Connection& conn, Config config) {
       continue;
     }
     if (absl::IsResourceExhausted(n.status())) {
-      // The connection's buffer is full and holds no complete request: take
-      // its bytes into the spill (still bounded by the request limits).
-      session.Spill(conn);
-      continue;
+      // The buffer holds MaxRequestBytes() and no complete request: the
+      // parser refuses such a request before that, so this is a defence.
+      Refuse(conn, session.parse.head_size == 0 ? 431 : 413);
+      co_return;
     }
     if (absl::IsDeadlineExceeded(n.status())) {
       if (partial) {
-        conn.Write(ErrorResponse(408));
-        co_await Finish(conn, session, config, /*linger=*/true);
+        Refuse(conn, 408);
       } else {
-        session.s.closing = true;
-        conn.set_handoff_state(EncodeState(session.s));
+        conn.CloseWhenFlushed();  // idle
       }
       co_return;
     }

@@ -4,12 +4,14 @@
 // Every complete request in the connection's unconsumed bytes is answered in
 // order and then consumed, exactly its bytes; a partial request is left
 // unconsumed, so a handoff moves it untouched and the new process finishes
-// parsing it. What cannot live in the connection's buffers travels in its
-// handoff state (EncodeState/DecodeState): whether the connection was
-// closing, whether "100 Continue" was sent, the header deadline, and the
-// front of a request too large for the connection's inbound buffer (which
-// the framework caps at 1 MiB: a larger request is moved into the handler's
-// own "spill" buffer as it arrives).
+// parsing it. The connection's back-pressure bound is raised to the largest
+// valid request (http::MaxRequestBytes), so every request is parsed whole
+// from the connection's own buffer. What the buffers cannot say travels in
+// the connection's handoff state (EncodeState/DecodeState): whether
+// "100 Continue" was sent for the front request, and its header deadline. A
+// connection that answered its last request is closed by the framework
+// (Connection::CloseWhenFlushed, lingering after an error), in this process
+// or, if a handoff catches it, in the next.
 //
 // Routes: GET|HEAD /plaintext, GET|HEAD /json, POST /echo, GET|HEAD /stats.
 #ifndef APPS_HTTPD_HANDLER_H_
@@ -58,10 +60,8 @@ std::string StatsJson();
 
 // What a connection carries across a handoff besides its buffers.
 struct ConnectionState {
-  bool closing = false;        // answered its last request; flush and close
   bool continue_sent = false;  // "100 Continue" sent for the front request
   std::optional<absl::Time> deadline;  // header deadline of that request
-  std::string spill;  // the front of a request too large for the buffer
 };
 std::string EncodeState(const ConnectionState& state);
 // False (and `*state` untouched) if `bytes` is not an encoded state.

@@ -58,6 +58,14 @@ struct Limits {
   size_t max_body_bytes = 1024 * 1024;  // decoded body
 };
 
+// No request ParseRequest() accepts under `limits` is larger than this (head,
+// body with its chunk framing, trailers); one that would be is refused before
+// it grows past it.
+inline size_t MaxRequestBytes(const Limits& limits) {
+  return 2 * limits.max_header_bytes + limits.max_body_bytes +
+         kChunkFramingAllowance;
+}
+
 struct Header {
   std::string_view name;
   std::string_view value;  // without surrounding whitespace

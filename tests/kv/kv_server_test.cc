@@ -289,8 +289,8 @@ TEST_F(KvServerTest, ValueLargerThanTheInboundBufferSplitAcrossARestart) {
 }
 
 TEST_F(KvServerTest, CommandLargerThanTheQueryLimitIsRefused) {
-  KvServer server(
-      {"--threads=1", "--max_inbound=65536", "--max_query_bytes=262144"});
+  ServerProcess server(AppServer("kv", {"--threads=1", "--max_inbound=65536",
+                                        "--max_query_bytes=262144"}));
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
@@ -311,7 +311,8 @@ TEST_F(KvServerTest, CommandLargerThanTheQueryLimitIsRefused) {
 // Expiry runs as the app's background task: keys nobody touches are deleted
 // by it, in the process that took over as well.
 TEST_F(KvServerTest, KeysExpireInTheBackgroundAfterARestart) {
-  KvServer server({"--threads=1", "--expire_interval=10ms"});
+  ServerProcess server(
+      AppServer("kv", {"--threads=1", "--expire_interval=10ms"}));
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
@@ -321,7 +322,7 @@ TEST_F(KvServerTest, KeysExpireInTheBackgroundAfterARestart) {
   }
   ASSERT_OK(client.Send(batch));
   ASSERT_TRUE(client.Replies(100).ok());
-  absl::StatusOr<pid_t> fresh = server.Restart();
+  absl::StatusOr<RestartResult> fresh = server.Restart();
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   // "INFO stats" counts expired keys without looking any key up.
   const absl::Time deadline = absl::Now() + absl::Seconds(20);

@@ -31,7 +31,7 @@
 namespace baton {
 namespace {
 
-using net_test::PatternStream;
+using app::PatternStream;
 
 // What a blocking client read before end of stream or an error.
 struct Received {

@@ -314,30 +314,15 @@ void Reactor::Reap() {
   // the task work is run here until none is left. Bounded, so that a flood
   // cannot keep the ready queue waiting.
   constexpr unsigned kBatch = 256;
-  const size_t budget = 4 * static_cast<size_t>(ring_.cq.ring_entries);
   io_uring_cqe* cqes[kBatch];
   io_uring_cqe batch[kBatch];
-  size_t reaped = 0;
-  int idle_enters = 0;
-  while (reaped < budget) {
+  for (int rounds = 0; rounds < 8; ++rounds) {
     unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, kBatch);
-    if (n == 0) {
-      // Task work may post nothing (a receive woken without data); stop
-      // rather than spin when entering keeps producing no completions.
-      if (!TaskWorkPending() || ++idle_enters > 2) break;
-      io_uring_get_events(&ring_);
-      continue;
-    }
-    idle_enters = 0;
-    reaped += n;
+    if (n == 0) break;
     for (unsigned i = 0; i < n; ++i) batch[i] = *cqes[i];
     io_uring_cq_advance(&ring_, n);
     for (unsigned i = 0; i < n; ++i) Dispatch(batch[i]);
   }
-}
-
-bool Reactor::TaskWorkPending() const {
-  return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
 }
 
 void Reactor::Run() {

@@ -3,8 +3,7 @@
 // A Reactor is created on, and used only from, the thread that runs it (the
 // ring is SINGLE_ISSUER where the kernel allows). Each loop turn runs the
 // ready queue, then submits and waits with one syscall, then dispatches the
-// completions it reaped (entering the kernel again while it holds deferred
-// completion work). Every in-flight kernel operation carries a pointer
+// completions it reaped. Every in-flight kernel operation carries a pointer
 // to an Operation record (owned by the awaiting frame or the object that
 // issued it); the reactor calls that record's completion function for each
 // CQE. Records must outlive their final CQE: see stop.h for the cancellation
@@ -144,7 +143,6 @@ class Reactor {
   void ProbeFeatures();
   void RunReady();
   void Reap();
-  bool TaskWorkPending() const;
   void ArmWakeup();
   void OnWakeup(int32_t res, uint32_t flags);
   void RunRemote();

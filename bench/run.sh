@@ -281,20 +281,69 @@ EOF
   taskset -c "${server_cpu}" "${nginx_bin}" -c "${ndir}/nginx.conf" \
     -p "${ndir}" > "${out}/nginx.out" 2>&1 &
   pids+=($!); pid_of[nginx]=$!; addr_of[nginx]="127.0.0.1:${nport}"
+  http_servers=(httpd nginx)
+  haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
+  if [[ -x "${haproxy_bin}" ]]; then
+    hport=$(free_port)
+    cat > "${ndir}/haproxy.cfg" << EOF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout client 60s
+  timeout server 60s
+  timeout connect 5s
+frontend plaintext
+  bind 127.0.0.1:${hport}
+  http-request return status 200 content-type text/plain string "Hello, World!"
+EOF
+    taskset -c "${server_cpu}" "${haproxy_bin}" -db -f "${ndir}/haproxy.cfg" \
+      > "${out}/haproxy.out" 2>&1 &
+    pids+=($!); pid_of[haproxy]=$!; addr_of[haproxy]="127.0.0.1:${hport}"
+    http_servers+=(haproxy)
+  else
+    note "http: haproxy not installed; skipped"
+  fi
   start_server httpd "${build}/apps/httpd/baton-httpd" --threads 1 || true
   sleep 0.5
+  # The process doing the work: nginx's master forks one worker.
+  worker_of() {
+    if [[ "$1" == nginx ]]; then
+      pgrep -P "${pid_of[nginx]}" | head -1
+    else
+      echo "${pid_of[$1]}"
+    fi
+  }
   for r in $(seq "${rounds}"); do
-    for s in httpd nginx; do
-      rps=$(timeout 60 taskset -c "${client_cpu}" wrk -t1 -c64 -d"${http_secs}s" \
-        "http://${addr_of[${s}]}/plaintext" 2> /dev/null |
-        awk '/^Requests\/sec/{print $2}')
-      echo "http server=${s} round=${r} rps=${rps:-0}" >> "${results}"
+    for s in "${http_servers[@]}"; do
+      wpid=$(worker_of "${s}")
+      timeout 60 taskset -c "${client_cpu}" wrk -t1 -c64 -d"${http_secs}s" \
+        "http://${addr_of[${s}]}/plaintext" > "${out}/wrk.txt" 2> /dev/null &
+      wrk_pid=$!
+      sys_count=""; cpu_ms=""; measured=""
+      if [[ "${syscall_tool}" == perf && -n "${wpid}" ]]; then
+        # The middle of the run: skip the first and last half second.
+        measured=$(python3 -c "print(max(0.5, ${http_secs} - 1))")
+        sleep 0.5
+        perf stat -x, -e raw_syscalls:sys_enter -e task-clock -p "${wpid}" \
+          -o "${out}/perf_http.txt" -- sleep "${measured}" > /dev/null 2>&1
+        sys_count=$(awk -F, '/raw_syscalls:sys_enter/{print $1}' \
+          "${out}/perf_http.txt")
+        cpu_ms=$(awk -F, '/task-clock/{print $1}' "${out}/perf_http.txt")
+      fi
+      wait "${wrk_pid}"
+      rps=$(awk '/^Requests\/sec/{print $2}' "${out}/wrk.txt")
+      echo "http server=${s} round=${r} rps=${rps:-0}" \
+        "syscalls=${sys_count:-} cpu_ms=${cpu_ms:-} measured_secs=${measured:-}" \
+        >> "${results}"
       log "http ${s} round ${r}: ${rps:-0} req/s"
     done
   done
   # nginx's master forks the worker; stop both.
   kill "$(cat "${ndir}/nginx.pid" 2> /dev/null)" 2> /dev/null
   stop_server nginx; stop_server httpd
+  [[ -n "${pid_of[haproxy]:-}" ]] && stop_server haproxy
 else
   note "http: nginx or wrk not installed; skipped"
 fi

@@ -38,6 +38,7 @@ tool_pkgs=(
 bench_pkgs=(
   libasio-dev
   nginx-light
+  haproxy
   redis-server
   linux-perf
   strace

@@ -337,5 +337,35 @@ TEST_F(KvServerTest, KeysExpireInTheBackgroundAfterARestart) {
   ASSERT_OK(server.Stop());
 }
 
+// The background task is stopped before a handoff freezes the server; a
+// handoff that then fails (the new process dies after receiving the state)
+// must start it again in the process that keeps serving.
+TEST_F(KvServerTest, BackgroundExpiryResumesAfterARolledBackHandoff) {
+  ServerProcess::Options options =
+      AppServer("kv", {"--threads=1", "--expire_interval=10ms"});
+  options.env.push_back("BATON_HANDOFF_FAULT=child:after_state");
+  ServerProcess server(options);
+  ASSERT_OK(server.Start());
+  KvClient client;
+  ASSERT_OK(client.Connect(server.port()));
+  std::string batch;
+  for (int i = 0; i < 100; ++i) {
+    batch += Encode({"SET", absl::StrCat("ttl:", i), "v", "PX", "1000"});
+  }
+  ASSERT_OK(client.Send(batch));
+  ASSERT_TRUE(client.Replies(100).ok());
+  absl::StatusOr<std::string> rollback = server.RestartExpectRollback();
+  ASSERT_TRUE(rollback.ok()) << rollback.status();
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  std::string stats;
+  while (absl::Now() < deadline) {
+    stats = *client.Call({"INFO", "stats"});
+    if (absl::StrContains(stats, "expired_keys:100\r\n")) break;
+    absl::SleepFor(absl::Milliseconds(20));  // polling a counter
+  }
+  EXPECT_THAT(stats, HasSubstr("expired_keys:100\r\n"));
+  ASSERT_OK(server.Stop());
+}
+
 }  // namespace
 }  // namespace baton::kv_test

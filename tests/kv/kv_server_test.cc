@@ -308,6 +308,31 @@ TEST_F(KvServerTest, CommandLargerThanTheQueryLimitIsRefused) {
   ASSERT_OK(server.Stop());
 }
 
+// Sets `count` keys "ttl:N" that expire after `ttl_ms`.
+absl::Status SetKeysWithTtl(KvClient& client, int count,
+                            const std::string& ttl_ms) {
+  std::string batch;
+  for (int i = 0; i < count; ++i) {
+    batch += Encode({"SET", absl::StrCat("ttl:", i), "v", "PX", ttl_ms});
+  }
+  if (absl::Status s = client.Send(batch); !s.ok()) return s;
+  return client.Replies(static_cast<size_t>(count)).status();
+}
+
+// "INFO stats" once it reports `expired` expired keys (it counts them
+// without looking any key up), or after 20 s, whatever it says then.
+std::string AwaitExpired(KvClient& client, int expired) {
+  const std::string want = absl::StrCat("expired_keys:", expired, "\r\n");
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  std::string stats;
+  while (absl::Now() < deadline) {
+    stats = *client.Call({"INFO", "stats"});
+    if (absl::StrContains(stats, want)) break;
+    absl::SleepFor(absl::Milliseconds(20));  // polling a counter
+  }
+  return stats;
+}
+
 // Expiry runs as the app's background task: keys nobody touches are deleted
 // by it, in the process that took over as well.
 TEST_F(KvServerTest, KeysExpireInTheBackgroundAfterARestart) {
@@ -316,23 +341,10 @@ TEST_F(KvServerTest, KeysExpireInTheBackgroundAfterARestart) {
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
-  std::string batch;
-  for (int i = 0; i < 100; ++i) {
-    batch += Encode({"SET", absl::StrCat("ttl:", i), "v", "PX", "300"});
-  }
-  ASSERT_OK(client.Send(batch));
-  ASSERT_TRUE(client.Replies(100).ok());
+  ASSERT_OK(SetKeysWithTtl(client, 100, "300"));
   absl::StatusOr<RestartResult> fresh = server.Restart();
   ASSERT_TRUE(fresh.ok()) << fresh.status();
-  // "INFO stats" counts expired keys without looking any key up.
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  std::string stats;
-  while (absl::Now() < deadline) {
-    stats = *client.Call({"INFO", "stats"});
-    if (absl::StrContains(stats, "expired_keys:100\r\n")) break;
-    absl::SleepFor(absl::Milliseconds(20));  // polling a counter
-  }
-  EXPECT_THAT(stats, HasSubstr("expired_keys:100\r\n"));
+  EXPECT_THAT(AwaitExpired(client, 100), HasSubstr("expired_keys:100\r\n"));
   EXPECT_EQ(*client.Call({"DBSIZE"}), ":0\r\n");
   ASSERT_OK(server.Stop());
 }
@@ -348,22 +360,10 @@ TEST_F(KvServerTest, BackgroundExpiryResumesAfterARolledBackHandoff) {
   ASSERT_OK(server.Start());
   KvClient client;
   ASSERT_OK(client.Connect(server.port()));
-  std::string batch;
-  for (int i = 0; i < 100; ++i) {
-    batch += Encode({"SET", absl::StrCat("ttl:", i), "v", "PX", "1000"});
-  }
-  ASSERT_OK(client.Send(batch));
-  ASSERT_TRUE(client.Replies(100).ok());
+  ASSERT_OK(SetKeysWithTtl(client, 100, "1000"));
   absl::StatusOr<std::string> rollback = server.RestartExpectRollback();
   ASSERT_TRUE(rollback.ok()) << rollback.status();
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  std::string stats;
-  while (absl::Now() < deadline) {
-    stats = *client.Call({"INFO", "stats"});
-    if (absl::StrContains(stats, "expired_keys:100\r\n")) break;
-    absl::SleepFor(absl::Milliseconds(20));  // polling a counter
-  }
-  EXPECT_THAT(stats, HasSubstr("expired_keys:100\r\n"));
+  EXPECT_THAT(AwaitExpired(client, 100), HasSubstr("expired_keys:100\r\n"));
   ASSERT_OK(server.Stop());
 }
 

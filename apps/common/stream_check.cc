@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "baton/net/connection.h"
 #include "baton/net/listener.h"
+#include "baton/runtime/timer.h"
 
 namespace baton::app {
 namespace {
@@ -215,18 +216,43 @@ Task<void> StreamClient::RunConnection(Conn* c) {
   int64_t max_gap_ns = 0;
   absl::Time last_read = absl::Now();
   bool ok = true;
+  const absl::Duration interval = options_.write_interval;
+  absl::Time next_write =
+      absl::Now() +
+      (interval > absl::ZeroDuration()
+           ? interval * (static_cast<double>(sizes() % 1000) / 1000.0)
+           : absl::ZeroDuration());
+  auto write_one = [&] {
+    const size_t n =
+        options_.write_sizes == StreamClientOptions::WriteSizes::kUniform
+            ? 1 + sizes() % options_.max_write
+            : LogUniform(sizes, 1, options_.max_write);
+    chunk.resize(n);
+    stream.Fill(sent, chunk.data(), n);
+    conn->Write(chunk);
+    sent += n;
+  };
   while (true) {
-    if (!stop_sending_.load(std::memory_order_relaxed)) {
-      while (sent - verified < options_.window) {
-        const size_t n =
-            options_.write_sizes == StreamClientOptions::WriteSizes::kUniform
-                ? 1 + sizes() % options_.max_write
-                : LogUniform(sizes, 1, options_.max_write);
-        chunk.resize(n);
-        stream.Fill(sent, chunk.data(), n);
-        conn->Write(chunk);
-        sent += n;
+    if (interval > absl::ZeroDuration() && sent == verified) {
+      // Paced: the previous write came back; the next one at its tick.
+      const absl::Duration wait = next_write - absl::Now();
+      if (wait > absl::ZeroDuration()) {
+        absl::Status slept = co_await Sleep(wait);
+        if (!slept.ok()) {
+          c->Fail(absl::StrCat("between writes: ", slept.ToString()));
+          ok = false;
+          break;
+        }
       }
+      next_write = std::max(next_write + interval, absl::Now());
+      if (!stop_sending_.load(std::memory_order_relaxed)) {
+        write_one();
+        last_read = absl::Now();  // the gap to come is this write's latency
+        c->sent.store(sent, std::memory_order_relaxed);
+      }
+    } else if (interval == absl::ZeroDuration() &&
+               !stop_sending_.load(std::memory_order_relaxed)) {
+      while (sent - verified < options_.window) write_one();
       c->sent.store(sent, std::memory_order_relaxed);
     }
     if (verified == sent) break;  // stopped, and every byte came back

@@ -84,6 +84,11 @@ struct StreamClientOptions {
   size_t max_write = 64 * 1024;  // write sizes are 1..max_write bytes
   WriteSizes write_sizes = WriteSizes::kLogUniform;
   size_t window = 256 * 1024;  // sent, not yet echoed: at most this (+1 write)
+  // Zero: write whenever the window allows (a saturating load). Otherwise
+  // each connection writes one chunk per interval (starting at a random
+  // phase) and waits for its echo: a light load whose read gaps are the
+  // latency of each write, so a pause shows as itself.
+  absl::Duration write_interval;
   // Keep every gap between reads (StreamResult::gaps), not only the longest.
   bool record_gaps = false;
   absl::Duration connect_timeout = absl::Seconds(20);

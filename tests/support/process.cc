@@ -264,9 +264,8 @@ std::optional<HandoffLine> ParseHandoffLine(const std::string& line) {
   h.parent = LinePid(line);
   h.inbound_bytes = in;
   h.outbound_bytes = out;
-  if (size_t p = msg.find("paused "); p != std::string::npos) {
-    std::sscanf(msg.c_str() + p, "paused %lf ms, total %lf ms", &h.paused_ms,
-                &h.total_ms);
+  if (size_t p = msg.find("total "); p != std::string::npos) {
+    std::sscanf(msg.c_str() + p, "total %lf ms", &h.total_ms);
   }
   h.text = line;
   return h;
@@ -284,6 +283,9 @@ std::optional<TakeoverLine> ParseTakeoverLine(const std::string& line) {
   t.pid = LinePid(line);
   t.inbound_bytes = in;
   t.outbound_bytes = out;
+  if (size_t p = msg.find("clients paused "); p != std::string::npos) {
+    std::sscanf(msg.c_str() + p, "clients paused %lf ms", &t.paused_ms);
+  }
   t.text = line;
   return t;
 }

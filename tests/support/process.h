@@ -108,8 +108,7 @@ struct HandoffLine {
   uint64_t inbound_bytes = 0;
   uint64_t outbound_bytes = 0;
   int listeners = 0;
-  double paused_ms = 0;  // connections frozen
-  double total_ms = 0;
+  double total_ms = 0;  // SIGUSR2 to the old process done
   std::string text;
 };
 
@@ -120,6 +119,9 @@ struct TakeoverLine {
   uint64_t inbound_bytes = 0;
   uint64_t outbound_bytes = 0;
   int listeners = 0;
+  // From the old process's freeze to every connection served here: the
+  // pause clients see.
+  double paused_ms = 0;
   std::string text;
 };
 

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +27,14 @@ extern char** environ;
 
 namespace baton::handoff {
 namespace {
+
+// The system-wide monotonic clock, comparable between the two processes of
+// a handoff (the pause clients see starts in one and ends in the other).
+absl::Duration MonotonicNow() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return absl::DurationFromTimespec(ts);
+}
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
@@ -358,6 +367,7 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   // From here on no byte of any connection is read by this process, and the
   // application's background work is stopped (save_state follows).
   co_await StopBackground();
+  const absl::Duration freeze_start = MonotonicNow();
   FrozenConnections f = co_await server_.Freeze(options_.grace);
   const int handlers_cancelled = f.handlers_cancelled;
   *frozen = std::move(f.connections);
@@ -377,10 +387,14 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   absl::StatusOr<int> memfd = WriteSealedMemfd(bytes);
   if (!memfd.ok()) co_return memfd.status();
   const auto count = static_cast<uint32_t>(frozen->size());
-  s = co_await channel.Send(Make(
-      MessageType::kState,
-      EncodeU32s(count, static_cast<uint32_t>(last_handoff().restarts + 1)),
-      std::vector<int>(1, *memfd)));
+  const auto frozen_us =
+      static_cast<uint64_t>(absl::ToInt64Microseconds(freeze_start));
+  s = co_await channel.Send(
+      Make(MessageType::kState,
+           EncodeU32s(count, static_cast<uint32_t>(last_handoff().restarts + 1),
+                      static_cast<uint32_t>(frozen_us),
+                      static_cast<uint32_t>(frozen_us >> 32)),
+           std::vector<int>(1, *memfd)));
   close(*memfd);
   if (!s.ok()) co_return s;
   Fault::Hit(Side::kParent, "after_state");
@@ -406,9 +420,15 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
     Fault::Hit(Side::kParent, "after_batch");
   }
   Fault::Hit(Side::kParent, "before_commit");
+  const absl::Time t_acked = absl::Now();
 
-  // Commit: the child owns everything now. close(), never shutdown(): the
-  // sockets live on in the child.
+  // Commit: the child owns everything now. It closes its end of the channel
+  // once it serves every connection; until then this process stays out of
+  // its way (closing thousands of sockets takes milliseconds of a CPU the
+  // child needs to end the pause).
+  (void)co_await WithTimeout(channel.Receive(), options_.ack_timeout);
+  const absl::Time t_child_serving = absl::Now();
+  // close(), never shutdown(): the sockets live on in the child.
   HandoffStats stats;
   stats.restarts = last_handoff().restarts + 1;
   stats.connections = frozen->size();
@@ -425,15 +445,17 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   co_await server_.Abandon();
   SetStats(stats);
   const absl::Time t_end = absl::Now();
+  // The pause clients see ends in the child, which logs it.
   Log("handoff to pid %d complete: %d connections (%d with unread bytes), "
       "%d inbound bytes, %d outbound bytes, %d listeners, app state %d bytes, "
       "%d busy handlers cancelled after the grace period; "
-      "ready %.2f ms, freeze %.2f ms, transfer %.2f ms, paused %.2f ms, total "
-      "%.2f ms",
+      "ready %.2f ms, freeze %.2f ms, transfer %.2f ms, child resuming %.2f "
+      "ms, close %.2f ms, total %.2f ms",
       child.pid, stats.connections, with_unread, stats.inbound_bytes,
       stats.outbound_bytes, stats.listeners, stats.app_state_bytes,
       handlers_cancelled, Ms(t_ready - t_start), Ms(t_frozen - t_ready),
-      Ms(t_end - t_frozen), Ms(t_end - t_ready), Ms(t_end - t_start));
+      Ms(t_acked - t_frozen), Ms(t_child_serving - t_acked),
+      Ms(t_end - t_child_serving), Ms(t_end - t_start));
   co_return absl::OkStatus();
 }
 
@@ -489,7 +511,7 @@ Task<absl::Status> Supervisor::FinishInheriting() {
     if (!absl::IsUnavailable(state.status())) co_return state.status();
     co_return co_await ServeOrphaned({}, state.status());
   }
-  absl::StatusOr<std::vector<uint32_t>> header = DecodeU32s(state->body, 2);
+  absl::StatusOr<std::vector<uint32_t>> header = DecodeU32s(state->body, 4);
   if (!header.ok() || state->fds.size() != 1) {
     CloseAll(state->fds);
     co_return absl::DataLossError("malformed handoff STATE message");
@@ -559,14 +581,20 @@ Task<absl::Status> Supervisor::FinishInheriting() {
     stats.inbound_bytes += c.inbound.size();
     stats.outbound_bytes += c.outbound.size();
   }
+  const absl::Duration resume_start = MonotonicNow();
   co_await server_.Resume(std::move(conns));
+  const absl::Duration served = MonotonicNow();
+  const absl::Duration freeze_start = absl::Microseconds(
+      (static_cast<uint64_t>((*header)[3]) << 32) | (*header)[2]);
   inherited_.reset();
   SetStats(stats);
   Log("handoff: took over %d connections (%d inbound bytes, %d outbound "
-      "bytes), %d listeners, app state %d bytes in %.2f ms (restart #%d)",
+      "bytes), %d listeners, app state %d bytes in %.2f ms; clients paused "
+      "%.2f ms (freeze in the old process to every connection served here, "
+      "of which resume %.2f ms) (restart #%d)",
       stats.connections, stats.inbound_bytes, stats.outbound_bytes,
       stats.listeners, stats.app_state_bytes, Ms(absl::Now() - t_start),
-      stats.restarts);
+      Ms(served - freeze_start), Ms(served - resume_start), stats.restarts);
   co_return absl::OkStatus();
 }
 

@@ -37,7 +37,7 @@
 
 namespace baton::handoff {
 
-inline constexpr uint32_t kWireVersion = 2;
+inline constexpr uint32_t kWireVersion = 3;
 inline constexpr uint32_t kMessageMagic = 0x4e4f5442;   // "BTON"
 inline constexpr uint32_t kSnapshotMagic = 0x534e5442;  // "BTNS"
 inline constexpr size_t kMaxFds = 253;                  // SCM_MAX_FD
@@ -47,7 +47,8 @@ enum class MessageType : uint16_t {
   kHello = 1,        // child -> parent: {u32 pid}
   kListeners = 2,    // parent -> child: {u32 count}, listening fds
   kReady = 3,        // child -> parent: initialised
-  kState = 4,        // parent -> child: {u32 connections, u64 size}, memfd
+  kState = 4,        // parent -> child: {u32 connections, u32 restart,
+                     //   u64 freeze start, CLOCK_MONOTONIC µs}, memfd
   kConnections = 5,  // parent -> child: {u32 first, u32 count}, fds
   kAck = 6,          // child -> parent: {u32 adopted so far}
   kAbort = 7,        // either way: reason text

@@ -40,8 +40,12 @@ void Connection::Waiter::OnStop(StopCallback* cb) {
 // --- Construction ---
 
 Connection::Connection(int fd, const ConnectionOptions& options)
+    : Connection(fd, options, /*configure_socket=*/true) {}
+
+Connection::Connection(int fd, const ConnectionOptions& options,
+                       bool configure_socket)
     : fd_(fd), options_(options), reactor_(Reactor::Current()) {
-  if (options_.no_delay && fd_ >= 0) {
+  if (configure_socket && options_.no_delay && fd_ >= 0) {
     int one = 1;
     // Fails harmlessly on non-TCP sockets (tests use socketpairs too).
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -50,7 +54,7 @@ Connection::Connection(int fd, const ConnectionOptions& options)
 
 Connection Connection::Adopt(DetachedConnection detached,
                              const ConnectionOptions& options) {
-  Connection c(detached.fd, options);
+  Connection c(detached.fd, options, /*configure_socket=*/false);
   c.inbound_.Append(detached.inbound);
   c.queued_.Append(detached.outbound);
   c.state_ = std::move(detached.state);

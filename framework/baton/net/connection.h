@@ -101,6 +101,10 @@ class Connection {
  public:
   // Takes ownership of a connected socket.
   explicit Connection(int fd, const ConnectionOptions& options = {});
+  // Resumes a connection another Connection detached (in this process or
+  // the old one). The socket keeps the options it was given when it was
+  // first wrapped (TCP_NODELAY is not set again: it would cost a syscall per
+  // connection while clients wait for a handoff to end).
   static Connection Adopt(DetachedConnection detached,
                           const ConnectionOptions& options = {});
   Connection(Connection&& other) noexcept;
@@ -223,6 +227,7 @@ class Connection {
   };
 
  private:
+  Connection(int fd, const ConnectionOptions& options, bool configure_socket);
   friend class ReadAwaiter;
   void OnRecv(int32_t res, uint32_t flags);
   void OnSend(int32_t res, uint32_t flags);

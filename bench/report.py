@@ -444,6 +444,65 @@ def main():
           f"{rs.get('args', '').replace(',', ' ')}`")
     w("")
 
+    # --- Profiles ---
+    pairs = [("echo, 64 connections × 64 B, 16 in flight", "echo16",
+              [("baton", "baton-echo"), ("epoll", "epoll_echo")]),
+             ("HTTP `GET /plaintext` under wrk", "http",
+              [("httpd", "baton-httpd"), ("nginx", "nginx worker")]),
+             ("RESP GET, `redis-benchmark -P 16`", "resp",
+              [("kv", "baton-kv"), ("redis", "redis-server")])]
+    profiled = [(t, k, ss) for t, k, ss in pairs
+                if os.path.exists(os.path.join(args.out,
+                                               f"prof_{k}_{ss[0][0]}.txt"))]
+    if profiled:
+        w("## Where the time goes (profiles)\n")
+        w("`perf record -e cpu-clock -F 1999 -p PID` on each server for 3 s "
+          "under the load named, after the measured runs; flat profiles "
+          "(symbols at or above 1.5% of the server's samples). *kernel* is "
+          "the share of samples in `[kernel.kallsyms]`: TCP over loopback "
+          "plus io_uring or epoll; the rest is the server's own code and its "
+          "libraries.\n")
+        w("| load | server | kernel | own binary | libc / libstdc++ / other |")
+        w("|---|---|---:|---:|---:|")
+        shares = {}
+        for title, key, ss in profiled:
+            for label, name in ss:
+                try:
+                    with open(os.path.join(
+                            args.out, f"prof_{key}_{label}_dso.txt")) as f:
+                        dso = f.read()
+                except OSError:
+                    continue
+                kern = own = 0.0
+                for m in re.finditer(r"([\d.]+)%\s+(\S+)", dso):
+                    pct, lib = float(m.group(1)), m.group(2)
+                    if "kernel" in lib:
+                        kern += pct
+                    elif not lib.startswith("lib") and not lib.startswith("["):
+                        own += pct
+                shares[(key, label)] = (kern, own)
+                w(f"| {title} | {name} | {kern:.0f}% | {own:.0f}% | "
+                  f"{max(0.0, 100 - kern - own):.0f}% |")
+        w("")
+        kernel_heavy = [v[0] for v in shares.values()]
+        if kernel_heavy and min(kernel_heavy) >= 50:
+            w("Every server here spends most of its CPU in the kernel: on "
+              "loopback the TCP stack is most of the work for both sides of "
+              "each comparison, so a server's own code can only change the "
+              "remaining share. That is why the throughput ratios stay near "
+              "1 even where baton makes far fewer system calls.\n")
+        for title, key, ss in profiled:
+            w(f"### {title}\n")
+            for label, name in ss:
+                try:
+                    with open(os.path.join(
+                            args.out, f"prof_{key}_{label}.txt")) as f:
+                        top = f.read().rstrip()
+                except OSError:
+                    continue
+                w(f"{name}:\n")
+                w("```\n" + top + "\n```\n")
+
     # --- Goals ---
     w("## Goals: where baton stands\n")
     w("| goal | measured | met? |")

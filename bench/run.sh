@@ -181,6 +181,29 @@ run_load() {
   log "${tag} ${name}: ${line} syscalls=${sys_count:-na} cpu_ms=${cpu_ms}"
 }
 
+# Where a server's CPU goes under load: `perf record -e cpu-clock` on process
+# $2 for $3 seconds while "$4..." (a load client) runs, written as
+# prof_$1.txt (top symbols) and prof_$1_dso.txt (kernel vs user split).
+profile_under_load() {
+  local label="$1" pid="$2" secs="$3"; shift 3
+  [[ "${syscall_tool}" == perf && -n "${pid}" ]] || return 0
+  "$@" > /dev/null 2>&1 &
+  local lpid=$!
+  sleep 0.5
+  perf record -e cpu-clock -F 1999 -p "${pid}" -o "${out}/prof_${label}.data" \
+    -- sleep "${secs}" > /dev/null 2>&1
+  kill "${lpid}" 2> /dev/null  # timeout passes the signal on to the client
+  wait "${lpid}" 2> /dev/null
+  perf report -i "${out}/prof_${label}.data" --no-children --sort dso,sym \
+    --stdio -g none --percent-limit 1.5 2> /dev/null |
+    grep -v '^#' | grep -v '^$' | head -16 > "${out}/prof_${label}.txt"
+  perf report -i "${out}/prof_${label}.data" --no-children --sort dso \
+    --stdio -g none 2> /dev/null |
+    grep -v '^#' | grep -v '^$' | head -8 > "${out}/prof_${label}_dso.txt"
+  echo "profile label=${label}" >> "${results}"
+  log "profiled ${label}"
+}
+
 # --- Echo -------------------------------------------------------------------
 for s in "${servers[@]}"; do
   # shellcheck disable=SC2086
@@ -226,6 +249,11 @@ for r in $(seq "${rounds}"); do
     run_load "${s}" "cpu conns=64 size=64 rate=${rate} round=${r}" \
       "${cpu_secs}" --connections 64 --size 64 --inflight 16 --rate "${rate}"
   done
+done
+for s in baton epoll; do
+  profile_under_load "echo16_${s}" "${pid_of[${s}]}" 3 timeout 30 \
+    taskset -c "${client_cpu}" "${load}" --address "${addr_of[${s}]}" \
+    --duration 4s --warmup 0s --connections 64 --size 64 --inflight 16
 done
 for s in "${servers[@]}"; do stop_server "${s}"; done
 
@@ -342,6 +370,11 @@ EOF
       log "http ${s} round ${r}: ${rps:-0} req/s"
     done
   done
+  for s in httpd nginx; do
+    profile_under_load "http_${s}" "$(worker_of "${s}")" 3 timeout 30 \
+      taskset -c "${client_cpu}" wrk -t1 -c64 -d4s \
+      "http://${addr_of[${s}]}/plaintext"
+  done
   # nginx's master forks the worker; stop both.
   kill "$(cat "${ndir}/nginx.pid" 2> /dev/null)" 2> /dev/null
   stop_server nginx; stop_server httpd
@@ -375,6 +408,11 @@ if command -v redis-server > /dev/null && command -v redis-benchmark \
              s, r, $1, $2 }' >> "${results}"
       log "resp ${s} round ${r} done"
     done
+  done
+  for s in kv redis; do
+    profile_under_load "resp_${s}" "${pid_of[${s}]}" 3 timeout 30 \
+      taskset -c "${client_cpu}" redis-benchmark -h 127.0.0.1 \
+      -p "${addr_of[${s}]##*:}" -P 16 -t get -n 100000000 -c 50 -q
   done
   stop_server redis; stop_server kv
 else

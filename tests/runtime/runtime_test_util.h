@@ -81,6 +81,7 @@ class ReactorTest : public ::testing::Test {
   void TearDown() override {
     if (reactor_ != nullptr) {
       EXPECT_EQ(reactor_->inflight(), 0) << "kernel operations leaked";
+      EXPECT_EQ(reactor_->timers(), 0u) << "timers leaked";
     }
   }
 

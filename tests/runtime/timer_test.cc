@@ -1,6 +1,6 @@
 // Tests for Sleep and WithTimeout. Timing is only ever checked from below
 // (a sleep lasts at least what was asked); the fixture checks that no kernel
-// operation is left in flight after each test.
+// operation and no timer is left after each test.
 #include "baton/runtime/timer.h"
 
 #include <gtest/gtest.h>
@@ -26,21 +26,6 @@ namespace {
 using TimerTest = testutil::ReactorTest;
 
 constexpr absl::Duration kLong = absl::Hours(1);
-
-TEST(ToKernelTimespecTest, ConvertsAndClampsNegative) {
-  __kernel_timespec ts = ToKernelTimespec(absl::Milliseconds(1500));
-  EXPECT_EQ(ts.tv_sec, 1);
-  EXPECT_EQ(ts.tv_nsec, 500000000);
-  ts = ToKernelTimespec(absl::Nanoseconds(7));
-  EXPECT_EQ(ts.tv_sec, 0);
-  EXPECT_EQ(ts.tv_nsec, 7);
-  ts = ToKernelTimespec(absl::Seconds(-3));
-  EXPECT_EQ(ts.tv_sec, 0);
-  EXPECT_EQ(ts.tv_nsec, 0);
-  ts = ToKernelTimespec(-absl::InfiniteDuration());
-  EXPECT_EQ(ts.tv_sec, 0);
-  EXPECT_EQ(ts.tv_nsec, 0);
-}
 
 Task<void> SleepElapses(absl::Duration d) {
   const absl::Time start = absl::Now();
@@ -82,7 +67,8 @@ Task<void> SleepIsCancellable(absl::Duration d, Reactor* reactor) {
   group.Spawn(SleepInto(d, &status, &resumed));
   co_await Yield();
   co_await Yield();
-  EXPECT_EQ(reactor->inflight(), 1) << "one kernel timeout while sleeping";
+  EXPECT_EQ(reactor->timers(), 1u) << "one timer while sleeping";
+  EXPECT_EQ(reactor->inflight(), 0) << "and no kernel operation";
   group.CancelAll();
   co_await group.Join();
   EXPECT_EQ(resumed, 1);
@@ -224,7 +210,7 @@ Task<void> OuterCancellationPropagates(Reactor* reactor) {
   group.Spawn(WithTimeoutChild(kLong, &inner, &outer, &resumed));
   co_await Yield();
   co_await Yield();
-  EXPECT_EQ(reactor->inflight(), 2) << "the deadline timer and the sleep";
+  EXPECT_EQ(reactor->timers(), 2u) << "the deadline timer and the sleep";
   group.CancelAll();
   co_await group.Join();
   EXPECT_EQ(resumed, 1);
@@ -309,7 +295,7 @@ Task<void> OuterCancellationThroughNestedTimeouts(Reactor* reactor) {
   group.Spawn(NestedTimeoutChild(&r, &resumed));
   co_await Yield();
   co_await Yield();
-  EXPECT_EQ(reactor->inflight(), 3) << "two deadline timers and the sleep";
+  EXPECT_EQ(reactor->timers(), 3u) << "two deadline timers and the sleep";
   group.CancelAll();
   co_await group.Join();
   EXPECT_EQ(resumed, 1);
@@ -330,6 +316,32 @@ Task<void> ManyTimeoutsInSequence(int n) {
       co_return;
     }
   }
+}
+
+// The loop never waits while work is ready; timers must still fire.
+Task<void> SpinUntil(const bool* done, int* turns) {
+  while (!*done) {
+    ++*turns;
+    co_await Yield();
+  }
+}
+
+Task<void> SleepWhileBusy() {
+  TaskGroup group;
+  bool done = false;
+  int turns = 0;
+  group.Spawn(SpinUntil(&done, &turns));
+  const absl::Time start = absl::Now();
+  absl::Status s = co_await Sleep(absl::Milliseconds(5));
+  done = true;
+  co_await group.Join();
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(5));
+  EXPECT_GT(turns, 1) << "the spinner kept the loop busy";
+}
+
+TEST_F(TimerTest, SleepFiresWhileTheLoopStaysBusy) {
+  reactor()->BlockOn(SleepWhileBusy());
 }
 
 TEST_F(TimerTest, ManyTimeoutsInSequenceLeaveNoTimers) {

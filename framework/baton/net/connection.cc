@@ -60,6 +60,7 @@ Connection Connection::Adopt(DetachedConnection detached,
   c.state_ = std::move(detached.state);
   c.service_ = detached.service;
   c.closing_ = detached.closing;
+  c.recv_poll_first_ = true;
   return c;
 }
 
@@ -78,6 +79,7 @@ Connection::Connection(Connection&& other) noexcept
       eof_(other.eof_),
       closing_(other.closing_) {
   assert(!other.started_ && "a Connection moves only before its first use");
+  recv_poll_first_ = other.recv_poll_first_;
 }
 
 Connection::~Connection() {
@@ -157,6 +159,10 @@ void Connection::MaybeArmRecv() {
     io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = ring->group_id();
+    // Multishot receive (Linux 6.0) implies IORING_RECVSEND_POLL_FIRST (5.19).
+    if (std::exchange(recv_poll_first_, false)) {
+      sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    }
   } else {
     if (!scratch_) scratch_.reset(new char[kScratchSize]);
     io_uring_prep_recv(sqe, fd_, scratch_.get(), kScratchSize, 0);

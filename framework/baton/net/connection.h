@@ -267,6 +267,9 @@ class Connection {
   bool quiescing_ = false;
   bool stopping_ = false;  // Detach/Close: no new kernel operations
   bool recv_armed_ = false;
+  // The first receive of an adopted connection arms a poll before trying to
+  // read (most moved sockets hold nothing yet: the read attempt is wasted).
+  bool recv_poll_first_ = false;
   bool recv_paused_ = false;  // cancel sent for back-pressure
   bool send_inflight_ = false;
   int cancels_pending_ = 0;

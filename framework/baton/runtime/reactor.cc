@@ -3,9 +3,12 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <utility>
 
@@ -290,8 +293,10 @@ void Reactor::RunReady() {
 }
 
 void Reactor::Dispatch(const io_uring_cqe& cqe) {
+  // LIBURING_UDATA_TIMEOUT: the timeout liburing submits for a bounded wait
+  // on kernels without IORING_FEAT_EXT_ARG (before 5.11).
+  if (cqe.user_data == 0 || cqe.user_data == LIBURING_UDATA_TIMEOUT) return;
   auto* op = reinterpret_cast<Operation*>(cqe.user_data);
-  if (op == nullptr) return;
   // The always-armed wake-up read is not counted as work in flight.
   if (!(cqe.flags & IORING_CQE_F_MORE) && op != &wake_op_) --inflight_;
   op->complete(op, cqe.res, cqe.flags);
@@ -304,15 +309,8 @@ void Reactor::Reap() {
     for (const io_uring_cqe& cqe : stashed) Dispatch(cqe);
   }
   // Copy a batch out and release the CQ slots before dispatching: handlers
-  // may submit, and the slots are then free for the kernel to fill.
-  //
-  // On a DEFER_TASKRUN ring most completions (a receive's data, a cancel's
-  // result) are posted by deferred task work, and since Linux 6.13 one
-  // io_uring_enter runs at most 20 items of it, flagging the rest with
-  // IORING_SQ_TASKRUN. Left at that, thousands of busy connections build a
-  // backlog that every completion then waits behind for dozens of turns, so
-  // the task work is run here until none is left. Bounded, so that a flood
-  // cannot keep the ready queue waiting.
+  // may submit, and the slots are then free for the kernel to fill. Bounded,
+  // so that a flood cannot keep the ready queue waiting.
   constexpr unsigned kBatch = 256;
   io_uring_cqe* cqes[kBatch];
   io_uring_cqe batch[kBatch];
@@ -325,17 +323,64 @@ void Reactor::Reap() {
   }
 }
 
+namespace {
+
+int64_t MonotonicNanos() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+void Reactor::AddTimer(Timer* t, absl::Duration after) {
+  RemoveTimer(t);
+  const int64_t delay =
+      after <= absl::ZeroDuration() ? 0 : absl::ToInt64Nanoseconds(after);
+  const int64_t now = MonotonicNanos();
+  t->deadline_ns = delay > INT64_MAX - now ? INT64_MAX : now + delay;
+  timers_.insert({t->deadline_ns, t});
+  t->queued = true;
+}
+
+void Reactor::RemoveTimer(Timer* t) {
+  if (!t->queued) return;
+  timers_.erase({t->deadline_ns, t});
+  t->queued = false;
+}
+
+void Reactor::FireTimers() {
+  if (timers_.empty()) return;
+  const int64_t now = MonotonicNanos();
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    Timer* t = timers_.begin()->second;
+    timers_.erase(timers_.begin());
+    t->queued = false;
+    t->fire(t);
+  }
+}
+
+int Reactor::SubmitAndWait() {
+  if (!ready_.empty() || !stashed_.empty()) {
+    return io_uring_submit_and_get_events(&ring_);
+  }
+  if (timers_.empty() || timers_.begin()->first == INT64_MAX) {
+    return io_uring_submit_and_wait(&ring_, 1);
+  }
+  const int64_t wait =
+      std::max<int64_t>(0, timers_.begin()->first - MonotonicNanos());
+  __kernel_timespec ts{.tv_sec = wait / 1'000'000'000,
+                       .tv_nsec = wait % 1'000'000'000};
+  io_uring_cqe* cqe = nullptr;
+  return io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+}
+
 void Reactor::Run() {
   current_reactor = this;
   while (!stop_.load(std::memory_order_acquire)) {
     RunReady();
     if (stop_.load(std::memory_order_acquire)) break;
-    int ret;
-    if (ready_.empty() && stashed_.empty()) {
-      ret = io_uring_submit_and_wait(&ring_, 1);
-    } else {
-      ret = io_uring_submit_and_get_events(&ring_);
-    }
+    const int ret = SubmitAndWait();
     // -EINTR: a signal; -EBUSY/-EAGAIN: the CQ is overflowing or the kernel
     // is short of memory; reaping below makes progress in every case.
     if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN &&
@@ -343,6 +388,7 @@ void Reactor::Run() {
       Log("io_uring_submit_and_wait: %s", strerror(-ret));
     }
     Reap();
+    FireTimers();
   }
   stop_.store(false, std::memory_order_release);
 }

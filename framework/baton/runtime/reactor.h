@@ -30,10 +30,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "baton/runtime/task.h"
 
 namespace baton {
@@ -90,6 +93,17 @@ struct MemberOperation : Operation {
   Owner* owner;
 };
 
+// A deadline kept by the reactor in user space: the loop bounds its wait by
+// the earliest one (IORING_ENTER_EXT_ARG, no kernel timeout per timer) and
+// calls `fire` on its thread once the deadline has passed. Adding and
+// removing are O(log n) and make no system call. The record lives in its
+// owner (an awaiter, a WithTimeout frame); remove it before it goes away.
+struct Timer {
+  void (*fire)(Timer* self) = nullptr;
+  int64_t deadline_ns = 0;  // CLOCK_MONOTONIC
+  bool queued = false;
+};
+
 class Reactor {
  public:
   static absl::StatusOr<std::unique_ptr<Reactor>> Create(
@@ -114,6 +128,11 @@ class Reactor {
   void CancelOperation(Operation* op);
   // Resumes `h` on a later loop turn.
   void Post(std::coroutine_handle<> h);
+  // Queues `t` to fire `after` from now (at the earliest on the next turn),
+  // or takes it out of the queue (a no-op if it is not queued).
+  void AddTimer(Timer* t, absl::Duration after);
+  void RemoveTimer(Timer* t);
+  size_t timers() const { return timers_.size(); }
   // Runs `fn` on the reactor's thread soon: between two resumptions of the
   // turn under way (a long turn does not delay it), or on the next turn.
   // Callable from any thread.
@@ -148,6 +167,9 @@ class Reactor {
   void RunRemote();
   void Dispatch(const struct io_uring_cqe& cqe);
   void StashCompletions();
+  void FireTimers();
+  // The wait for at least one completion, bounded by the earliest timer.
+  int SubmitAndWait();
 
   ReactorOptions options_;
   ReactorFeatures features_;
@@ -159,6 +181,7 @@ class Reactor {
       stashed_;  // reaped while making SQ room, dispatched later
   int64_t inflight_ = 0;
   uint64_t recv_no_buffers_ = 0;
+  absl::btree_set<std::pair<int64_t, Timer*>> timers_;
 
   // Cross-thread wake-ups: an eventfd read kept armed on the ring.
   int wake_fd_ = -1;

@@ -135,6 +135,9 @@ Task<void> Serve(Connection& conn, Shared& shared) {
     // client still sending reads the error rather than a reset.
     Closing close = Closing::kNo;
     bool more_ready = false;  // stopped at kReplyBatch, commands remain
+    // One clock read per batch: the commands of one receive arrived together
+    // (Redis, too, reads the clock once per event loop iteration).
+    const absl::Time now = absl::Now();
     while (pos < input.size()) {
       ParseResult r = ParseCommand(input.substr(pos), shared.limits, &cmd);
       // However much a receive delivered at once, a command (even a partial
@@ -155,7 +158,7 @@ Task<void> Serve(Connection& conn, Shared& shared) {
       }
       pos += r.consumed;
       if (!cmd.args.empty() &&
-          shared.dispatcher.Execute(cmd.args, absl::Now(), &out) ==
+          shared.dispatcher.Execute(cmd.args, now, &out) ==
               Action::kClose) {
         close = Closing::kWhenFlushed;
         break;

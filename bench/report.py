@@ -462,8 +462,10 @@ def main():
           "the share of samples in `[kernel.kallsyms]`: TCP over loopback "
           "plus io_uring or epoll; the rest is the server's own code and its "
           "libraries.\n")
-        w("| load | server | kernel | own binary | libc / libstdc++ / other |")
-        w("|---|---|---:|---:|---:|")
+        w("| load | server | kernel | TCP send | of which loopback delivery "
+          "to the peer | TCP receive | scheduler (sleep, wake-up) | own binary | "
+          "libc / libstdc++ / other |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         shares = {}
         for title, key, ss in profiled:
             for label, name in ss:
@@ -481,7 +483,24 @@ def main():
                     elif not lib.startswith("lib") and not lib.startswith("["):
                         own += pct
                 shares[(key, label)] = (kern, own)
-                w(f"| {title} | {name} | {kern:.0f}% | {own:.0f}% | "
+                paths = {}
+                try:
+                    with open(os.path.join(
+                            args.out, f"prof_{key}_{label}_paths.txt")) as f:
+                        for line in f:
+                            m = re.match(r"\s*([\d.]+)%\s+[\d.]+%\s+\[k\]\s+"
+                                         r"(\S+)", line)
+                            if m:
+                                paths.setdefault(m.group(2),
+                                                 float(m.group(1)))
+                except OSError:
+                    pass
+
+                def pct(sym):
+                    return f"{paths[sym]:.0f}%" if sym in paths else "—"
+                w(f"| {title} | {name} | {kern:.0f}% | {pct('tcp_sendmsg')} | "
+                  f"{pct('net_rx_action')} | {pct('tcp_recvmsg')} | "
+                  f"{pct('schedule')} | {own:.0f}% | "
                   f"{max(0.0, 100 - kern - own):.0f}% |")
         w("")
         kernel_heavy = [v[0] for v in shares.values()]
@@ -490,7 +509,10 @@ def main():
               "loopback the TCP stack is most of the work for both sides of "
               "each comparison, so a server's own code can only change the "
               "remaining share. That is why the throughput ratios stay near "
-              "1 even where baton makes far fewer system calls.\n")
+              "1 even where baton makes far fewer system calls. Over "
+              "loopback a send also runs the peer's receive processing "
+              "(`net_rx_action`, softirq) on the sender's CPU, so the *TCP "
+              "send* column includes work done for the client.\n")
         for title, key, ss in profiled:
             w(f"### {title}\n")
             for label, name in ss:

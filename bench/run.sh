@@ -190,8 +190,8 @@ profile_under_load() {
   "$@" > /dev/null 2>&1 &
   local lpid=$!
   sleep 0.5
-  perf record -e cpu-clock -F 1999 -p "${pid}" -o "${out}/prof_${label}.data" \
-    -- sleep "${secs}" > /dev/null 2>&1
+  perf record -e cpu-clock -F 1999 -g -p "${pid}" \
+    -o "${out}/prof_${label}.data" -- sleep "${secs}" > /dev/null 2>&1
   kill "${lpid}" 2> /dev/null  # timeout passes the signal on to the client
   wait "${lpid}" 2> /dev/null
   perf report -i "${out}/prof_${label}.data" --no-children --sort dso,sym \
@@ -200,6 +200,12 @@ profile_under_load() {
   perf report -i "${out}/prof_${label}.data" --no-children --sort dso \
     --stdio -g none 2> /dev/null |
     grep -v '^#' | grep -v '^$' | head -8 > "${out}/prof_${label}_dso.txt"
+  # Inclusive shares of a few kernel paths (kernel stacks need no frame
+  # pointers in the server).
+  perf report -i "${out}/prof_${label}.data" --children --sort sym \
+    --stdio -g none 2> /dev/null |
+    grep -wE 'tcp_sendmsg|tcp_recvmsg|net_rx_action|schedule' \
+    > "${out}/prof_${label}_paths.txt"
   echo "profile label=${label}" >> "${results}"
   log "profiled ${label}"
 }

@@ -150,8 +150,9 @@ grep -E 'handoff' "${work}/stderr" | tail -n 4 || true
 echo "---"
 completed="$(grep -c 'handoff to pid .* complete' "${work}/stderr" || true)"
 echo "restarts: ${restarts} (SIGUSR2 -> new pid serving); handoffs logged complete: ${completed}"
-# Connections paused per handoff (freeze + transfer), and what moved.
-grep -o 'paused [0-9.]* ms' "${work}/stderr" | awk '{print $2}' | sort -n |
+# The pause clients saw per handoff (the new process logs it: from the old
+# process's freeze to every connection served), and what moved.
+grep -o 'clients paused [0-9.]* ms' "${work}/stderr" | awk '{print $3}' | sort -n |
   awk '{v[NR] = $1} END {
     if (NR > 0) printf "paused per handoff: median %.2f ms, max %.2f ms\n",
       v[int((NR + 1) / 2)], v[NR] }'

@@ -157,13 +157,16 @@ awk '/handoff to pid .* complete:/ {
        if (match($0, /app state [0-9]+ bytes/)) st += substr($0, RSTART + 10, RLENGTH - 16)
        if (match($0, /freeze [0-9.]+ ms/)) fr += substr($0, RSTART + 7, RLENGTH - 10)
        if (match($0, /transfer [0-9.]+ ms/)) tr += substr($0, RSTART + 9, RLENGTH - 12)
-       if (match($0, /paused [0-9.]+ ms/)) { p = substr($0, RSTART + 7, RLENGTH - 10) + 0; sum += p; if (p > max) max = p }
+     }
+     /handoff: took over/ {
+       # The new process logs the pause: old freeze -> everything served here.
+       if (match($0, /clients paused [0-9.]+ ms/)) { p = substr($0, RSTART + 15, RLENGTH - 18) + 0; sum += p; if (p > max) max = p }
      }
      END {
        if (!n) exit
        printf "handoffs logged: %d\n", n
        printf "per restart: %.1f connections moved, %.0f unread inbound bytes moved, app state %.0f bytes\n", c / n, ib / n, st / n
-       printf "clients paused: avg %.2f ms (freeze %.2f + transfer %.2f), max %.2f ms\n", sum / n, fr / n, tr / n, max
+       printf "clients paused: avg %.2f ms (of which freeze %.2f, transfer %.2f), max %.2f ms\n", sum / n, fr / n, tr / n, max
      }' \
   "${work}/server.err"
 status=0

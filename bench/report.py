@@ -357,6 +357,33 @@ def main():
     else:
         w("Not measured (nginx or wrk missing).\n")
 
+    h2 = {s: by_round(rows, "h2load", s) for s in ("httpd", "nginx", "haproxy")}
+    if h2["httpd"]:
+        w("### Pipelined: `h2load --h1 -t1 -c64 -m16`\n")
+        w("HTTP/1.1 with 16 requests in flight per connection (h2load from "
+          "nghttp2-client), same servers and pinning, same rounds.\n")
+        w("| server | req/s (median) | failed or errored | non-2xx | "
+          "baton/peer req/s |")
+        w("|---|---:|---:|---:|---|")
+        for s, lab in labels:
+            if not h2[s]:
+                continue
+            rows_s = list(h2[s].values())
+            ratio = "—"
+            if s != "httpd":
+                rr = ratio_summary([(num(h2["httpd"][i]["rps"]),
+                                     num(h2[s][i]["rps"]))
+                                    for i in h2[s] if i in h2["httpd"]])
+                ratio = fmt_ratio(rr)
+                goals.append((f"HTTP pipelined ≥ 1.5× {s} (h2load, "
+                              "throughput)", fmt_ratio(rr),
+                              rr is not None and rr[0] >= 1.5))
+            bad = sum(num(r.get("failed")) or 0 for r in rows_s)
+            non2xx = sum(num(r.get("non2xx")) or 0 for r in rows_s)
+            w(f"| {lab} | {fmt(med(num(r['rps']) for r in rows_s))} | "
+              f"{int(bad)} | {int(non2xx)} | {ratio} |")
+        w("")
+
     # --- RESP ---
     w("## RESP: baton-kv vs redis-server (`redis-benchmark -P 16 -t set,get "
       "-c 50`)\n")

@@ -374,8 +374,24 @@ EOF
         "syscalls=${sys_count:-} cpu_ms=${cpu_ms:-} measured_secs=${measured:-}" \
         >> "${results}"
       log "http ${s} round ${r}: ${rps:-0} req/s"
+      if command -v h2load > /dev/null; then
+        # Pipelined HTTP/1.1: 16 requests in flight per connection.
+        timeout 60 taskset -c "${client_cpu}" h2load --h1 -t 1 -c 64 -m 16 \
+          -D "${http_secs}" "http://${addr_of[${s}]}/plaintext" \
+          > "${out}/h2load.txt" 2> /dev/null
+        h2rps=$(awk '/^finished in/{gsub(",", "", $4); print $4}' \
+          "${out}/h2load.txt")
+        h2bad=$(awk '/^requests:/{print $10 + $12 + $14}' "${out}/h2load.txt")
+        h2non2xx=$(awk '/^status codes:/{print $5 + $7 + $9}' \
+          "${out}/h2load.txt" | tr -d ',')
+        echo "h2load server=${s} round=${r} rps=${h2rps:-0}" \
+          "failed=${h2bad:-na} non2xx=${h2non2xx:-na}" >> "${results}"
+        log "h2load ${s} round ${r}: ${h2rps:-0} req/s"
+      fi
     done
   done
+  command -v h2load > /dev/null ||
+    note "http: h2load (nghttp2-client) not installed; pipelined runs skipped"
   for s in httpd nginx; do
     profile_under_load "http_${s}" "$(worker_of "${s}")" 3 timeout 30 \
       taskset -c "${client_cpu}" wrk -t1 -c64 -d4s \

@@ -5,7 +5,8 @@
 #   build (default)  compiler, build tools and library dependencies
 #   tools            everything from "build" plus runtime tools used by tests
 #   bench            everything from "tools" plus the peers and tools of
-#                    bench/run.sh (Asio, nginx, redis, perf, gnuplot)
+#                    bench/run.sh (Asio, nginx, haproxy, redis, h2load,
+#                    perf, gnuplot)
 #
 # Idempotent: when everything is already installed it only runs dpkg-query.
 set -euo pipefail
@@ -38,6 +39,7 @@ tool_pkgs=(
 bench_pkgs=(
   libasio-dev
   nginx-light
+  nghttp2-client
   haproxy
   redis-server
   linux-perf

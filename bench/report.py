@@ -154,8 +154,10 @@ def main():
     w(f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     w(f"- machine: {nproc} CPUs, `{cpu}`, kernel {kernel}")
     w(f"- load average at start / end: {args.load_start} / {load_end} "
-      "(the machine was shared with other builds while this ran: treat "
-      "absolute numbers as noisy; ratios come from back-to-back runs)")
+      "(the run itself keeps both CPUs busy; a start figure well above 0 "
+      "means the machine was not idle when it began. Absolute numbers "
+      "are noisy on a shared 2-CPU VM; ratios come from back-to-back "
+      "runs)")
     w("- servers pinned to CPU 1 (`taskset -c 1`), clients to CPU 0; every "
       "server single-threaded; loopback TCP")
     w("- client: `baton-load` (baton, one reactor), every echoed byte "
@@ -483,12 +485,13 @@ def main():
                                                f"prof_{k}_{ss[0][0]}.txt"))]
     if profiled:
         w("## Where the time goes (profiles)\n")
-        w("`perf record -e cpu-clock -F 1999 -p PID` on each server for 3 s "
-          "under the load named, after the measured runs; flat profiles "
-          "(symbols at or above 1.5% of the server's samples). *kernel* is "
-          "the share of samples in `[kernel.kallsyms]`: TCP over loopback "
-          "plus io_uring or epoll; the rest is the server's own code and its "
-          "libraries.\n")
+        w("`perf record -e cpu-clock -F 1999 -g -p PID` on each server for "
+          "3 s under the load named, after the measured runs. *kernel* is "
+          "the share of samples in `[kernel.kallsyms]` (TCP over loopback "
+          "plus io_uring or epoll), the path columns are inclusive shares of "
+          "`tcp_sendmsg`, `net_rx_action`, `tcp_recvmsg` and `schedule` "
+          "from the kernel call chains, and the listings below are the "
+          "symbols at or above 1.5% of the server's own samples.\n")
         w("| load | server | kernel | TCP send | of which loopback delivery "
           "to the peer | TCP receive | scheduler (sleep, wake-up) | own binary | "
           "libc / libstdc++ / other |")

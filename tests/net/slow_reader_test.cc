@@ -228,10 +228,17 @@ void RunSlowReaderEcho(const net_test::ReceiveMode& mode, ReactorOptions ring,
   EXPECT_EQ(reactor->inflight(), 0);
 }
 
-// Small ring: a correct pause lands within one batch, which carries at most
-// the ring's 16 x 4 KiB.
+// Small ring (16 x 4 KiB). The pausing cancel usually lands within one
+// batch, but one that misses (-ENOENT, the receive between two deliveries)
+// is retried a turn later, and the recycled ring can deliver again
+// meanwhile: against this flooding writer up to 2.2 rings in 40 runs (Linux
+// 6.18). The bound is 4 rings. (With a ring this small the receive also ends
+// whenever the ring runs dry, -ENOBUFS, and is not re-armed above the limit,
+// so this test holds even if the pausing cancel were never sent: a mutation
+// check showed it. It checks the limit on re-arming, not the cancel.)
 TEST_P(SlowReaderTest, EchoOfMultiMegabyteStreamStaysBounded) {
-  RunSlowReaderEcho(GetParam(), SmallRing(), kRingBufferCount * kRingBufferSize,
+  RunSlowReaderEcho(GetParam(), SmallRing(),
+                    4 * kRingBufferCount * kRingBufferSize,
                     test_support::TestSeed(3001));
 }
 

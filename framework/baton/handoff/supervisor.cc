@@ -426,7 +426,9 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   // once it serves every connection; until then this process stays out of
   // its way (closing thousands of sockets takes milliseconds of a CPU the
   // child needs to end the pause).
-  (void)co_await WithTimeout(channel.Receive(), options_.ack_timeout);
+  absl::StatusOr<Message> after =
+      co_await WithTimeout(channel.Receive(), options_.ack_timeout);
+  if (after.ok()) CloseAll(after->fds);  // nothing is expected; keep no fd
   const absl::Time t_child_serving = absl::Now();
   // close(), never shutdown(): the sockets live on in the child.
   HandoffStats stats;

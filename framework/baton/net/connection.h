@@ -28,11 +28,15 @@
 // connection stops receiving (the kernel's window closes); Read() then returns
 // absl::ResourceExhaustedError. A handler whose protocol needs a larger
 // message whole (and has its own limit on it) raises the bound for its
-// connection with set_max_inbound(). A multishot receive that is busy
-// delivering cannot be stopped between two of its completions, so the bound is
-// max_inbound plus what the reactor's buffer ring can deliver at once
-// (buffer_count x buffer_size); single-shot receives overshoot by at most one
-// 16 KiB read. Buffer-ring exhaustion (-ENOBUFS) re-arms.
+// connection with set_max_inbound(). A multishot receive is paused by a
+// cancel, and until the cancel lands it keeps delivering: up to what the
+// reactor's buffer ring holds (buffer_count x buffer_size) per loop turn. A
+// cancel that finds the receive between two deliveries misses (-ENOENT) and
+// is retried on the next turn, so against a sender that floods the socket
+// the overshoot can reach a few rings (2.2 rings at most in 40 runs of
+// SlowReaderTest on Linux 6.18; the test allows 4); single-shot receives
+// overshoot by at most one 16 KiB read. Buffer-ring exhaustion (-ENOBUFS)
+// re-arms.
 //
 // Closing: a handler that is done with its connection says so with
 // CloseWhenFlushed() and returns; whoever owns the connection (Server) then

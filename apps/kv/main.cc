@@ -158,8 +158,7 @@ Task<void> Serve(Connection& conn, Shared& shared) {
       }
       pos += r.consumed;
       if (!cmd.args.empty() &&
-          shared.dispatcher.Execute(cmd.args, now, &out) ==
-              Action::kClose) {
+          shared.dispatcher.Execute(cmd.args, now, &out) == Action::kClose) {
         close = Closing::kWhenFlushed;
         break;
       }

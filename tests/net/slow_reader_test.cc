@@ -242,10 +242,11 @@ TEST_P(SlowReaderTest, EchoOfMultiMegabyteStreamStaysBounded) {
                     test_support::TestSeed(3001));
 }
 
-// Default ring (512 x 16 KiB): the documented bound of connection.h is
-// max_inbound plus the bytes one reactor's buffer ring can deliver before the
-// pause takes effect (a multishot receive busy delivering cannot be stopped
-// between two of its completions).
+// Default ring (512 x 16 KiB): the bound connection.h documents is the ring
+// itself. Against this flooding writer the pausing cancel keeps missing and
+// inbound reached 4.3-5.4 MB over the 64 KiB limit (15 runs, Linux 6.18), so
+// this checks every byte and the outbound bound, but bounds inbound only
+// loosely (a known weakness, see connection.h).
 TEST_P(SlowReaderTest, EchoWithDefaultRingStaysBounded) {
   ReactorOptions defaults;
   RunSlowReaderEcho(GetParam(), defaults,

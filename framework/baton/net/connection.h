@@ -32,11 +32,13 @@
 // cancel, and until the cancel lands it keeps delivering: up to what the
 // reactor's buffer ring holds (buffer_count x buffer_size) per loop turn. A
 // cancel that finds the receive between two deliveries misses (-ENOENT) and
-// is retried on the next turn, so against a sender that floods the socket
-// the overshoot can reach a few rings (2.2 rings at most in 40 runs of
-// SlowReaderTest on Linux 6.18; the test allows 4); single-shot receives
-// overshoot by at most one 16 KiB read. Buffer-ring exhaustion (-ENOBUFS)
-// re-arms.
+// is retried on the next turn, and against a sender that floods the socket
+// it can keep missing: the overshoot is then bounded only by the ring
+// (SlowReaderTest on Linux 6.18: 2.2 rings with a 16 x 4 KiB ring, where
+// -ENOBUFS ends the receive; 4.3-5.4 MB with the default 512 x 16 KiB ring,
+// over a 64 KiB limit). A known weakness: size the ring with that in mind.
+// Single-shot receives overshoot by at most one 16 KiB read. Buffer-ring
+// exhaustion (-ENOBUFS) re-arms.
 //
 // Closing: a handler that is done with its connection says so with
 // CloseWhenFlushed() and returns; whoever owns the connection (Server) then

@@ -97,6 +97,7 @@ void Connection::Consume(size_t n) {
   // not completed yet; its final CQE then re-arms).
   if (recv_paused_ && inbound_.size() < options_.max_inbound) {
     recv_paused_ = false;
+    ReleaseHeldBuffers();
     MaybeArmRecv();
   }
 }
@@ -105,8 +106,16 @@ void Connection::set_max_inbound(size_t bytes) {
   options_.max_inbound = bytes;
   if (recv_paused_ && inbound_.size() < options_.max_inbound) {
     recv_paused_ = false;
+    ReleaseHeldBuffers();
     MaybeArmRecv();
   }
+}
+
+void Connection::ReleaseHeldBuffers() {
+  if (held_buffers_.empty()) return;
+  BufferRing* ring = reactor_->buffer_ring();
+  for (uint16_t bid : held_buffers_) ring->Recycle(bid);
+  held_buffers_.clear();
 }
 
 Connection::ReadAwaiter Connection::Read() { return ReadAwaiter(this); }
@@ -176,7 +185,15 @@ void Connection::OnRecv(int32_t res, uint32_t flags) {
       BufferRing* ring = reactor_->buffer_ring();
       auto bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
       inbound_.Append(ring->View(bid, static_cast<size_t>(res)));
-      ring->Recycle(bid);
+      if ((recv_paused_ || stopping_) && (flags & IORING_CQE_F_MORE)) {
+        // A cancel can keep missing a receive that a flooding sender keeps
+        // busy. Holding its buffers back from the ring ends it for sure
+        // (-ENOBUFS once the ring is dry), so a pause or a stop costs at
+        // most one ring of overshoot.
+        held_buffers_.push_back(bid);
+      } else {
+        ring->Recycle(bid);
+      }
     } else {
       inbound_.Append({scratch_.get(), static_cast<size_t>(res)});
     }
@@ -192,6 +209,7 @@ void Connection::OnRecv(int32_t res, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) {
     recv_armed_ = false;
     recv_cancel_attempts_ = 0;
+    ReleaseHeldBuffers();
     if (!recv_paused_) MaybeArmRecv();
   } else if (inbound_.size() >= options_.max_inbound && !stopping_) {
     recv_paused_ = true;

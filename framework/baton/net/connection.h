@@ -29,16 +29,13 @@
 // absl::ResourceExhaustedError. A handler whose protocol needs a larger
 // message whole (and has its own limit on it) raises the bound for its
 // connection with set_max_inbound(). A multishot receive is paused by a
-// cancel, and until the cancel lands it keeps delivering: up to what the
-// reactor's buffer ring holds (buffer_count x buffer_size) per loop turn. A
-// cancel that finds the receive between two deliveries misses (-ENOENT) and
-// is retried on the next turn, and against a sender that floods the socket
-// it can keep missing: the overshoot is then bounded only by the ring
-// (SlowReaderTest on Linux 6.18: 2.2 rings with a 16 x 4 KiB ring, where
-// -ENOBUFS ends the receive; 4.3-5.4 MB with the default 512 x 16 KiB ring,
-// over a 64 KiB limit). A known weakness: size the ring with that in mind.
-// Single-shot receives overshoot by at most one 16 KiB read. Buffer-ring
-// exhaustion (-ENOBUFS) re-arms.
+// cancel, which a sender flooding the socket can keep missing (-ENOENT: the
+// receive is between two deliveries; retried every turn). So the buffers a
+// paused or stopping receive delivers are held back from the reactor's
+// buffer ring until it ends, and it ends for sure once the ring is dry
+// (-ENOBUFS): the overshoot is at most one ring (buffer_count x buffer_size).
+// Other connections of that reactor may meanwhile see -ENOBUFS, which
+// re-arms. Single-shot receives overshoot by at most one 16 KiB read.
 //
 // Closing: a handler that is done with its connection says so with
 // CloseWhenFlushed() and returns; whoever owns the connection (Server) then
@@ -70,6 +67,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -236,6 +234,7 @@ class Connection {
   Connection(int fd, const ConnectionOptions& options, bool configure_socket);
   friend class ReadAwaiter;
   void OnRecv(int32_t res, uint32_t flags);
+  void ReleaseHeldBuffers();
   void OnSend(int32_t res, uint32_t flags);
   void MaybeArmRecv();
   void MaybeSend();
@@ -273,6 +272,9 @@ class Connection {
   bool quiescing_ = false;
   bool stopping_ = false;  // Detach/Close: no new kernel operations
   bool recv_armed_ = false;
+  // Ring buffers delivered while paused or stopping, recycled when the
+  // receive ends or the pause lifts (see OnRecv).
+  std::vector<uint16_t> held_buffers_;
   // The first receive of an adopted connection arms a poll before trying to
   // read (most moved sockets hold nothing yet: the read attempt is wasted).
   bool recv_poll_first_ = false;

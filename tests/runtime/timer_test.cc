@@ -318,9 +318,16 @@ Task<void> ManyTimeoutsInSequence(int n) {
   }
 }
 
-// The loop never waits while work is ready; timers must still fire.
-Task<void> SpinUntil(const bool* done, int* turns) {
+// The loop never waits while work is ready; timers must still fire. The
+// spinner gives up after 5 s, so a timer that only fires in an idle loop
+// fails the test instead of hanging it.
+Task<void> SpinUntil(const bool* done, int* turns, bool* gave_up) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(5);
   while (!*done) {
+    if (absl::Now() > give_up) {
+      *gave_up = true;
+      co_return;
+    }
     ++*turns;
     co_await Yield();
   }
@@ -329,14 +336,16 @@ Task<void> SpinUntil(const bool* done, int* turns) {
 Task<void> SleepWhileBusy() {
   TaskGroup group;
   bool done = false;
+  bool gave_up = false;
   int turns = 0;
-  group.Spawn(SpinUntil(&done, &turns));
+  group.Spawn(SpinUntil(&done, &turns, &gave_up));
   const absl::Time start = absl::Now();
   absl::Status s = co_await Sleep(absl::Milliseconds(5));
   done = true;
   co_await group.Join();
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(5));
+  EXPECT_FALSE(gave_up) << "the sleep only ended once the loop went idle";
   EXPECT_GT(turns, 1) << "the spinner kept the loop busy";
 }
 

@@ -6,7 +6,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,20 +20,13 @@
 #include "baton/handoff/fault.h"
 #include "baton/handoff/wire.h"
 #include "baton/runtime/log.h"
+#include "baton/runtime/reactor.h"
 #include "baton/runtime/timer.h"
 
 extern char** environ;
 
 namespace baton::handoff {
 namespace {
-
-// The system-wide monotonic clock, comparable between the two processes of
-// a handoff (the pause clients see starts in one and ends in the other).
-absl::Duration MonotonicNow() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return absl::DurationFromTimespec(ts);
-}
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 

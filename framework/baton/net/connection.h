@@ -29,8 +29,8 @@
 // absl::ResourceExhaustedError. A handler whose protocol needs a larger
 // message whole (and has its own limit on it) raises the bound for its
 // connection with set_max_inbound(). A multishot receive is paused by a
-// cancel, which a sender flooding the socket can keep missing (-ENOENT: the
-// receive is between two deliveries; retried every turn). So the buffers a
+// cancel, which a sender flooding the socket can keep missing (it returns
+// -ENOENT, observed on Linux 6.18; it is retried every turn). So the buffers a
 // paused or stopping receive delivers are held back from the reactor's
 // buffer ring until it ends, and it ends for sure once the ring is dry
 // (-ENOBUFS): the overshoot is at most one ring (buffer_count x buffer_size).

@@ -323,13 +323,15 @@ void Reactor::Reap() {
   }
 }
 
-namespace {
-
-int64_t MonotonicNanos() {
+absl::Duration MonotonicNow() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  return absl::DurationFromTimespec(ts);
 }
+
+namespace {
+
+int64_t MonotonicNanos() { return absl::ToInt64Nanoseconds(MonotonicNow()); }
 
 }  // namespace
 

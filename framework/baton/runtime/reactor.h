@@ -93,6 +93,10 @@ struct MemberOperation : Operation {
   Owner* owner;
 };
 
+// CLOCK_MONOTONIC: the clock of reactor timers. System-wide, so two
+// processes can compare readings (a handoff's pause spans both).
+absl::Duration MonotonicNow();
+
 // A deadline kept by the reactor in user space: the loop bounds its wait by
 // the earliest one (IORING_ENTER_EXT_ARG, no kernel timeout per timer) and
 // calls `fire` on its thread once the deadline has passed. Adding and

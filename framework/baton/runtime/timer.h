@@ -40,6 +40,7 @@ class [[nodiscard]] SleepAwaiter : private Timer, private StopCallback {
   SleepAwaiter(const SleepAwaiter&) = delete;
   SleepAwaiter& operator=(const SleepAwaiter&) = delete;
   ~SleepAwaiter() {
+    if (stop_ != nullptr) stop_->Unregister(this);
     if (reactor_ != nullptr) reactor_->RemoveTimer(this);
   }
   bool await_ready() noexcept { return false; }

@@ -10,7 +10,7 @@
 #include "absl/flags/flag.h"
 #include "baton/net/connection.h"
 #include "baton/runtime/reactor.h"
-#include "common/server_main.h"
+#include "baton/app/server_main.h"
 
 ABSL_FLAG(size_t, consume_chunk, 0,
           "consume at most this many bytes per loop turn (0: all); for tests");

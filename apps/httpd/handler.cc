@@ -14,7 +14,7 @@
 #include "baton/handoff/supervisor.h"
 #include "baton/runtime/log.h"
 #include "baton/runtime/timer.h"
-#include "common/server_main.h"
+#include "baton/app/server_main.h"
 
 namespace baton::httpd {
 namespace {

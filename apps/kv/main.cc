@@ -38,7 +38,7 @@
 #include "baton/runtime/log.h"
 #include "baton/runtime/reactor.h"
 #include "baton/runtime/timer.h"
-#include "common/server_main.h"
+#include "baton/app/server_main.h"
 #include "kv/commands.h"
 #include "kv/resp.h"
 #include "kv/store.h"

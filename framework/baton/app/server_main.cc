@@ -1,4 +1,4 @@
-#include "common/server_main.h"
+#include "baton/app/server_main.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -13,8 +13,8 @@
 //     baton::app::ParseFlags(argc, argv, "baton-echo: echoes bytes");
 //     return baton::app::RunServer(EchoHandler);
 //   }
-#ifndef APPS_COMMON_SERVER_MAIN_H_
-#define APPS_COMMON_SERVER_MAIN_H_
+#ifndef BATON_APP_SERVER_MAIN_H_
+#define BATON_APP_SERVER_MAIN_H_
 
 #include "baton/handoff/supervisor.h"
 #include "baton/net/server.h"
@@ -34,4 +34,4 @@ const handoff::Supervisor* CurrentSupervisor();
 
 }  // namespace baton::app
 
-#endif  // APPS_COMMON_SERVER_MAIN_H_
+#endif  // BATON_APP_SERVER_MAIN_H_

@@ -83,6 +83,8 @@ bool LooksLike(pid_t pid, const std::string& binary) {
   return !cmdline.empty() && absl::StrContains(cmdline, base);
 }
 
+}  // namespace
+
 void BecomeSubreaper() {
   static const bool done = [] {
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
@@ -96,6 +98,8 @@ void BecomeSubreaper() {
   (void)done;
 }
 
+namespace {
+
 // How a process is started: stdin from /dev/null; stdout and stderr to
 // `output_fd`, or to the files `stdout_path` and `stderr_path` (appended
 // to by every writer; "" = the same as stdout); no other descriptor of the
@@ -108,6 +112,8 @@ struct SpawnSpec {
   int output_fd = -1;
   std::string stdout_path;
   std::string stderr_path;
+  // Passed as fd 3 (systemd's socket activation), or -1.
+  int fd3 = -1;
 };
 
 absl::StatusOr<pid_t> Spawn(SpawnSpec spec) {
@@ -134,14 +140,15 @@ absl::StatusOr<pid_t> Spawn(SpawnSpec spec) {
   } else {
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
   }
+  if (spec.fd3 >= 0) posix_spawn_file_actions_adddup2(&actions, spec.fd3, 3);
   // Nothing of the test process (sockets, rings, pipes) leaks into it.
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  posix_spawn_file_actions_addclosefrom_np(&actions, spec.fd3 >= 0 ? 4 : 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, defaults;
   sigemptyset(&none);
   sigemptyset(&defaults);
-  for (int s : {SIGUSR2, SIGTERM, SIGINT, SIGPIPE, SIGCHLD}) {
+  for (int s : {SIGUSR2, SIGHUP, SIGTERM, SIGINT, SIGPIPE, SIGCHLD}) {
     sigaddset(&defaults, s);
   }
   posix_spawnattr_setsigmask(&attr, &none);
@@ -162,13 +169,16 @@ absl::StatusOr<pid_t> Spawn(SpawnSpec spec) {
 }
 
 // The test's environment, minus handoff variables (a test may run inside
-// a handoff test harness of its own), plus `extra`.
+// a handoff test harness of its own) and systemd's, plus `extra`.
 std::vector<std::string> ServerEnvironment(
     const std::vector<std::string>& extra) {
   auto overridden = [&](absl::string_view kv) {
     absl::string_view name = kv.substr(0, kv.find('='));
-    if (name == "BATON_HANDOFF_FD" || name == "BATON_HANDOFF_FAULT") {
-      return true;
+    // Nor systemd's, should the tests themselves run under systemd.
+    for (absl::string_view own :
+         {"BATON_HANDOFF_FD", "BATON_HANDOFF_FAULT", "NOTIFY_SOCKET",
+          "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}) {
+      if (name == own) return true;
     }
     for (const std::string& e : extra) {
       if (absl::string_view(e).substr(0, e.find('=')) == name) return true;
@@ -182,6 +192,20 @@ std::vector<std::string> ServerEnvironment(
   env.insert(env.end(), extra.begin(), extra.end());
   return env;
 }
+
+}  // namespace
+
+absl::StatusOr<pid_t> SpawnServerWithOutput(std::vector<std::string> argv,
+                                            int output_fd,
+                                            std::vector<std::string> env) {
+  SpawnSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = ServerEnvironment(env);
+  spec.output_fd = output_fd;
+  return Spawn(std::move(spec));
+}
+
+namespace {
 
 std::vector<std::string> TestEnvironment() {
   std::vector<std::string> env;
@@ -454,10 +478,21 @@ absl::Status ServerProcess::Start() {
   }
 
   SpawnSpec spec;
+  if (options_.activated_socket >= 0) {
+    // LISTEN_PID must name the server itself: a shell learns its pid and
+    // execs the server in its place, as systemd does between fork and exec.
+    spec.argv = {"/bin/sh", "-c", "LISTEN_PID=$$ exec \"$@\"", "sh"};
+    spec.fd3 = options_.activated_socket;
+  }
   spec.argv.push_back(options_.binary);
   spec.argv.insert(spec.argv.end(), options_.args.begin(), options_.args.end());
   spec.argv.push_back(absl::StrCat("--pid-file=", pid_file()));
-  spec.env = ServerEnvironment(options_.env);
+  std::vector<std::string> env = options_.env;
+  if (options_.activated_socket >= 0) {
+    env.push_back("LISTEN_FDS=1");
+    env.push_back("LISTEN_FDNAMES=" + options_.activated_name);
+  }
+  spec.env = ServerEnvironment(env);
   spec.stdout_path = stdout_path();
   spec.stderr_path = stderr_path();
   absl::StatusOr<pid_t> pid = Spawn(std::move(spec));
@@ -499,7 +534,7 @@ absl::Status ServerProcess::Start() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<RestartResult> ServerProcess::Restart() {
+absl::StatusOr<RestartResult> ServerProcess::Restart(int signo) {
   const pid_t old = pid_;
   if (old <= 0 || Exited(old)) {
     return absl::FailedPreconditionError(
@@ -507,8 +542,9 @@ absl::StatusOr<RestartResult> ServerProcess::Restart() {
   }
   size_t lines_before = LogLines().size();
   const absl::Time t0 = absl::Now();
-  if (kill(old, SIGUSR2) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("kill(", old, ", SIGUSR2)"));
+  if (kill(old, signo) != 0) {
+    return absl::ErrnoToStatus(errno,
+                               absl::StrCat("kill(", old, ", ", signo, ")"));
   }
   RestartResult result;
   result.old_pid = old;
@@ -639,6 +675,54 @@ absl::StatusOr<std::string> ServerProcess::RestartExpectRollback() {
         ReadPidFile(), old, Exited(old) ? "exited" : "alive", LogTail()));
   }
   return rollback;
+}
+
+absl::StatusOr<pid_t> ServerProcess::RestartParentKilled() {
+  const pid_t old = pid_;
+  if (old <= 0 || Exited(old)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no serving process (pid ", old, ")"));
+  }
+  size_t lines_before = LogLines().size();
+  if (kill(old, SIGUSR2) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("kill(", old, ", SIGUSR2)"));
+  }
+  pid_t orphan = 0;
+  bool done = WaitFor(
+      [&] {
+        const bool exited = Exited(old);
+        std::vector<std::string> lines = LogLines();
+        for (size_t i = lines_before; i < lines.size(); ++i) {
+          if (absl::StrContains(lines[i], "the old process died mid-handoff")) {
+            orphan = LinePid(lines[i]);
+          }
+        }
+        if (orphan > 0) Track(orphan);
+        return exited && orphan > 0 && ReadPidFile() == orphan;
+      },
+      {old});
+  if (!done) {
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "after SIGUSR2 to pid %d (%s) no new process served what it received "
+        "(pid file names %d); %s",
+        old, Exited(old) ? "exited" : "still running", ReadPidFile(),
+        LogTail()));
+  }
+  auto it = wait_statuses_.find(old);
+  if (it != wait_statuses_.end() &&
+      !(WIFSIGNALED(it->second) && WTERMSIG(it->second) == SIGKILL)) {
+    return absl::InternalError(
+        absl::StrCat("pid ", old, " was expected to die of SIGKILL but ",
+                     DescribeWaitStatus(it->second), "; ", LogTail()));
+  }
+  if (Exited(orphan)) {
+    return absl::InternalError(absl::StrCat(
+        "the new process ", orphan, " exited after taking over; ", LogTail()));
+  }
+  served_.erase(old);  // killed on purpose
+  served_.insert(orphan);
+  pid_ = orphan;
+  return orphan;
 }
 
 absl::StatusOr<int> ServerProcess::Stop() {

@@ -36,6 +36,7 @@
 #ifndef BATON_TESTS_SUPPORT_PROCESS_H_
 #define BATON_TESTS_SUPPORT_PROCESS_H_
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -154,6 +155,11 @@ class ServerProcess {
     std::string dir;
     // The bound of every wait.
     absl::Duration timeout = absl::Seconds(kSanitized ? 60 : 30);
+    // A listening socket of the test's, passed the way systemd's socket
+    // activation does (fd 3, LISTEN_FDS=1, LISTEN_PID=<the server's pid>,
+    // LISTEN_FDNAMES=activated_name); -1 for none.
+    int activated_socket = -1;
+    std::string activated_name = "baton";
   };
 
   explicit ServerProcess(Options options);
@@ -169,7 +175,13 @@ class ServerProcess {
   // one has exited (with status 0, when the test reaped it), the old
   // process logged its success line and the new one its takeover line.
   // Fails early (with the line) if the old process rolls back.
-  absl::StatusOr<RestartResult> Restart();
+  // `signo`: SIGUSR2 or SIGHUP, both a handoff.
+  absl::StatusOr<RestartResult> Restart(int signo = SIGUSR2);
+  // For a parent fault that kills the old process mid-handoff: SIGUSR2,
+  // then waits until the old process has died of SIGKILL and a new one
+  // logged that it serves what it received and is named by the pid file.
+  // Returns the new pid.
+  absl::StatusOr<pid_t> RestartParentKilled();
   // SIGUSR2, then waits for the serving process to log "rolled back"; the
   // pid file must still name it and it must be alive. Returns the line.
   absl::StatusOr<std::string> RestartExpectRollback();
@@ -225,6 +237,17 @@ class ServerProcess {
   std::map<pid_t, int> wait_statuses_;  // reaped by us
   std::set<pid_t> gone_;                // known to have exited
 };
+
+// Makes the test process a child subreaper (once): a process whose parent
+// exits is re-parented to the test, which can then reap it.
+void BecomeSubreaper();
+
+// Starts a server binary the way ServerProcess does (stdin /dev/null,
+// default signal dispositions, the test's environment plus `env`, no other
+// descriptor) but with stdout and stderr both on `output_fd` (a pipe, say).
+absl::StatusOr<pid_t> SpawnServerWithOutput(std::vector<std::string> argv,
+                                            int output_fd,
+                                            std::vector<std::string> env = {});
 
 // Options for app `app` (AppBinaryPath) listening on 127.0.0.1:0, with
 // `args` after --listen and extra environment `env`, logging into a

@@ -1,5 +1,6 @@
 #include "baton/app/server_main.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -12,10 +13,14 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "baton/handoff/wire.h"
 #include "baton/runtime/log.h"
 #include "baton/runtime/reactor.h"
+#include "baton/version.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:0",
           "HOST:PORT or [V6]:PORT to listen on; port 0 picks a free port");
@@ -46,16 +51,39 @@ std::string SelfExecutable() {
   return std::string(path, static_cast<size_t>(n));
 }
 
+// A process started with stdin, stdout or stderr closed would hand those
+// numbers to its first sockets, and then log into a client's connection:
+// /dev/null takes any that are missing.
+void OpenStandardStreams() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) >= 0) continue;
+    int null = open("/dev/null", O_RDWR);  // not CLOEXEC: it is fd 0-2
+    if (null >= 0 && null != fd) {
+      dup2(null, fd);
+      close(null);
+    }
+  }
+}
+
+std::string ProgramName() {
+  std::string name = g_argv.empty() ? "baton" : g_argv[0];
+  size_t slash = name.rfind('/');
+  return slash == std::string::npos ? name : name.substr(slash + 1);
+}
+
 }  // namespace
 
 void ParseFlags(int argc, char** argv, const char* usage) {
+  OpenStandardStreams();
   // Block the signals the supervisor reads from its signalfd before the app
   // can start any thread: threads inherit the mask, and a thread with
-  // SIGUSR2 unblocked would let its default action kill the server.
+  // SIGUSR2 or SIGHUP unblocked would let its default action kill the
+  // server. SIGPIPE is ignored (writes fail with EPIPE instead).
   sigset_t handled;
   sigemptyset(&handled);
-  for (int s : {SIGUSR2, SIGTERM, SIGINT}) sigaddset(&handled, s);
+  for (int s : {SIGUSR2, SIGHUP, SIGTERM, SIGINT}) sigaddset(&handled, s);
   pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+  signal(SIGPIPE, SIG_IGN);
   g_argv.assign(argv, argv + argc);
   // absl spells flags with '_'; accept the '-' spelling users type.
   std::vector<std::string> args(argv, argv + argc);
@@ -71,6 +99,28 @@ void ParseFlags(int argc, char** argv, const char* usage) {
   std::vector<char*> normalized;
   for (auto& a : args) normalized.push_back(a.data());
   absl::SetProgramUsageMessage(usage);
+  // --help lists every flag of the app and of baton (absl's default shows
+  // only flags defined in a file named after the binary: none), but not
+  // absl's own (--helpfull has those).
+  absl::FlagsUsageConfig config;
+  config.contains_help_flags = [](absl::string_view file) {
+    return !absl::StrContains(file, "absl/");
+  };
+  config.contains_helpshort_flags = config.contains_help_flags;
+  config.normalize_filename = [](absl::string_view file) {
+    for (absl::string_view root : {"framework/", "apps/"}) {
+      if (size_t at = file.rfind(root); at != absl::string_view::npos) {
+        return std::string(file.substr(at));
+      }
+    }
+    return std::string(file);
+  };
+  config.version_string = [] {
+    return absl::StrCat(ProgramName(), " (baton ", kVersion,
+                        ", handoff wire version ", handoff::kWireVersion,
+                        ")\n");
+  };
+  absl::SetFlagsUsageConfig(config);
   absl::ParseCommandLine(static_cast<int>(normalized.size()),
                          normalized.data());
 }

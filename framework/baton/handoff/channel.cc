@@ -70,6 +70,12 @@ Task<absl::Status> Channel::Send(Message message) {
     ssize_t n = sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n >= 0) co_return absl::OkStatus();
     if (errno == EINTR) continue;
+    if (errno == EPIPE || errno == ECONNRESET) {
+      co_return absl::UnavailableError(absl::StrFormat(
+          "sending handoff %s: the other process closed the handoff channel "
+          "(it exited or crashed)",
+          MessageTypeName(message.type)));
+    }
     if (errno != EAGAIN) {
       co_return absl::ErrnoToStatus(
           errno,

@@ -6,8 +6,8 @@
 // message (MSG_CTRUNC) is an error and whatever did arrive is closed.
 // Waiting for the socket is done on the reactor's ring (poll), so a process
 // keeps serving its connections while it waits; waits are cancellable, which
-// is how deadlines (WithTimeout) apply. A closed peer (EOF) is
-// absl::UnavailableError.
+// is how deadlines (WithTimeout) apply. A closed peer (EOF on receive,
+// EPIPE or ECONNRESET on send) is absl::UnavailableError.
 //
 //   absl::StatusOr<ChannelPair> pair = Channel::CreatePair();
 //   co_await pair->parent.Send({.type = MessageType::kReady});

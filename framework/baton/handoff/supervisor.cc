@@ -1,10 +1,12 @@
 #include "baton/handoff/supervisor.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,7 +19,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "baton/handoff/fault.h"
+#include "baton/handoff/systemd.h"
 #include "baton/handoff/wire.h"
 #include "baton/runtime/log.h"
 #include "baton/runtime/reactor.h"
@@ -144,6 +148,23 @@ absl::StatusOr<std::string> ReadSealedMemfd(int fd) {
   return bytes;
 }
 
+// Fault injection (child:ack_after_parent_exit): blocks until the process
+// that started this one has exited, so that a following send finds the
+// channel closed.
+void WaitForParentExit() {
+  const pid_t parent = getppid();
+  const int fd = static_cast<int>(syscall(SYS_pidfd_open, parent, 0));
+  if (fd < 0) return;  // already gone
+  pollfd p{fd, POLLIN, 0};
+  while (poll(&p, 1, 10'000) < 0 && errno == EINTR) {
+  }
+  close(fd);
+}
+
+const char* SignalName(int signo) {
+  return signo == SIGHUP ? "SIGHUP" : signo == SIGUSR2 ? "SIGUSR2" : "signal";
+}
+
 }  // namespace
 
 // The started process, killed and reaped unless the handoff committed.
@@ -183,26 +204,23 @@ Supervisor::Supervisor(Server& server, SupervisorOptions options,
 
 Supervisor::~Supervisor() = default;
 
-absl::Status Supervisor::WritePidFile() {
-  if (options_.pid_file.empty()) return absl::OkStatus();
-  std::string tmp = absl::StrCat(options_.pid_file, ".tmp.", getpid());
-  int fd = open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", tmp));
-  std::string text = absl::StrCat(getpid(), "\n");
-  bool ok =
-      write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  close(fd);
-  if (!ok || rename(tmp.c_str(), options_.pid_file.c_str()) != 0) {
-    unlink(tmp.c_str());
-    return absl::ErrnoToStatus(errno,
-                               absl::StrCat("writing ", options_.pid_file));
-  }
-  return absl::OkStatus();
+absl::Status Supervisor::AnnounceServing(bool took_over) {
+  absl::Status s = pid_file_.Commit(getpid());
+  const std::string status =
+      absl::StrCat("STATUS=serving on ", server_.address().ToString(), " (",
+                   server_.threads(), " threads)");
+  Notify(took_over ? absl::StrCat("MAINPID=", getpid(), "\nREADY=1\n", status)
+                   : absl::StrCat("READY=1\n", status));
+  return s;
 }
 
 Task<int> Supervisor::Run() {
   Fault::Load();
-  auto signals = SignalReader::Create({SIGUSR2, SIGTERM, SIGINT});
+  // A launcher that reads "listening on" and closes our stdout, or a closed
+  // stderr pipe, must not kill a server (or a handoff child) that logs: a
+  // write fails with EPIPE instead.
+  signal(SIGPIPE, SIG_IGN);
+  auto signals = SignalReader::Create({SIGUSR2, SIGHUP, SIGTERM, SIGINT});
   if (!signals.ok()) {
     Log("%s", signals.status().ToString());
     co_return 1;
@@ -211,18 +229,47 @@ Task<int> Supervisor::Run() {
 
   const bool child = getenv(kChannelEnv) != nullptr;
   std::vector<int> inherited;
+  bool activated = false;
   if (child) {
     if (absl::Status s = co_await Inherit(&inherited); !s.ok()) {
       Log("handoff: cannot take over: %s", s.ToString());
       co_return 1;
     }
+  } else {
+    absl::StatusOr<std::vector<ActivatedSocket>> sockets =
+        TakeActivatedSockets();
+    if (!sockets.ok()) {
+      Log("%s", sockets.status().ToString());
+      co_return 1;
+    }
+    std::vector<std::string> names;
+    for (const ActivatedSocket& a : *sockets) {
+      inherited.push_back(a.fd);
+      names.push_back(a.name);
+    }
+    activated = !inherited.empty();
+    if (activated) {
+      Log("socket activation: serving the %d listening sockets systemd "
+          "passed (%s) instead of binding",
+          inherited.size(), absl::StrJoin(names, ", "));
+    }
   }
-  if (absl::Status s = server_.Open(inherited); !s.ok()) {
-    Log("%s", s.ToString());
+  // Before serving (and, in a new process, before READY): a pid file that
+  // cannot be written fails the start, or rolls the handoff back.
+  absl::StatusOr<PidFile> pid_file = PidFile::Prepare(options_.pid_file);
+  absl::Status opened =
+      pid_file.ok() ? server_.Open(inherited) : pid_file.status();
+  if (!opened.ok()) {
+    Log("%s%s", opened.ToString(),
+        activated && server_.threads() > static_cast<int>(inherited.size())
+            ? " (socket activation: give the .socket unit ReusePort=yes, or "
+              "pass one socket per thread)"
+            : "");
     if (inherited_)
-      co_await inherited_->Send(Make(MessageType::kAbort, s.ToString()));
+      co_await inherited_->Send(Make(MessageType::kAbort, opened.ToString()));
     co_return 1;
   }
+  pid_file_ = *std::move(pid_file);
   if (absl::Status s = co_await server_.Start(/*accepting=*/!child); !s.ok()) {
     Log("%s", s.ToString());
     co_return 1;
@@ -239,7 +286,17 @@ Task<int> Supervisor::Run() {
       co_return 1;
     }
   }
-  if (absl::Status s = WritePidFile(); !s.ok()) Log("%s", s.ToString());
+  // The pid file and systemd's MAINPID name this process before the old one
+  // may exit, which it does once the channel closes.
+  absl::Status announced = AnnounceServing(/*took_over=*/child);
+  inherited_.reset();
+  if (!announced.ok()) {
+    Log("%s", announced.ToString());
+    if (!child) {
+      co_await server_.Shutdown(absl::ZeroDuration());
+      co_return 1;
+    }
+  }
   StartBackground();
 
   signal_loop_.Spawn(SignalLoop());
@@ -247,6 +304,7 @@ Task<int> Supervisor::Run() {
   co_await handoffs_.Join();
   co_await StopBackground();
   if (handed_off_) co_return 0;
+  Notify("STOPPING=1");
   Log("stopping: %d connections", static_cast<int>(server_.connection_count()));
   co_await server_.Shutdown(options_.grace);
   co_return 0;
@@ -269,8 +327,8 @@ Task<void> Supervisor::SignalLoop() {
   while (true) {
     absl::StatusOr<int> signo = co_await signals_->Next();
     if (!signo.ok()) co_return;  // cancelled: handed off or stopping
-    if (*signo == SIGUSR2) {
-      RequestHandoff();
+    if (*signo == SIGUSR2 || *signo == SIGHUP) {
+      RequestHandoff(SignalName(*signo));
     } else if (handoff_running_) {
       stop_requested_ = true;
       Log("signal %d during a handoff: stopping once it ends", *signo);
@@ -280,11 +338,13 @@ Task<void> Supervisor::SignalLoop() {
   }
 }
 
-void Supervisor::RequestHandoff() {
+void Supervisor::RequestHandoff(const char* why) {
   if (handoff_running_) {
-    Log("SIGUSR2 ignored: a handoff is already in progress");
+    Log("%s ignored: a handoff is already in progress", why);
     return;
   }
+  Notify(absl::StrCat("RELOADING=1\nMONOTONIC_USEC=", MonotonicUsec(),
+                      "\nSTATUS=handing over to a new process (", why, ")"));
   handoff_running_ = true;
   handoffs_.Spawn(RunHandoff());
 }
@@ -297,6 +357,11 @@ void Supervisor::RequestStop() {
 Task<void> Supervisor::RunHandoff() {
   absl::Status s = co_await Handoff();
   handoff_running_ = false;
+  if (!s.ok()) {
+    // The reload is over: this process still serves.
+    Notify(absl::StrCat("READY=1\nSTATUS=handoff failed, still serving: ",
+                        s.message()));
+  }
   if (s.ok()) handed_off_ = true;
   if (s.ok() || stop_requested_) signal_loop_.CancelAll();
 }
@@ -398,6 +463,7 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
     s = co_await channel.Send(
         Make(MessageType::kConnections, EncodeU32s(first, n), fds));
     if (!s.ok()) co_return s;
+    Fault::Hit(Side::kParent, "after_batch_sent");
     absl::StatusOr<Message> ack =
         co_await Expect(channel, MessageType::kAck, options_.ack_timeout);
     if (!ack.ok()) co_return ack.status();
@@ -486,7 +552,6 @@ Task<absl::Status> Supervisor::ServeOrphaned(
       "and the %d connections received",
       why.ToString(), received.size());
   co_await server_.Resume(std::move(received));
-  inherited_.reset();
   co_return absl::OkStatus();
 }
 
@@ -495,6 +560,7 @@ Task<absl::Status> Supervisor::FinishInheriting() {
   Channel& channel = *inherited_;
   Fault::Hit(Side::kChild, "hang_before_ready");
   absl::Status s = co_await channel.Send(Make(MessageType::kReady));
+  if (absl::IsUnavailable(s)) co_return co_await ServeOrphaned({}, s);
   if (!s.ok()) co_return s;
   Fault::Hit(Side::kChild, "after_ready");
 
@@ -560,7 +626,16 @@ Task<absl::Status> Supervisor::FinishInheriting() {
     }
     adopted += (*range)[1];
     if (adopted == count) Fault::Hit(Side::kChild, "before_final_ack");
+    if (Fault::Take(Side::kChild, "ack_after_parent_exit")) WaitForParentExit();
     s = co_await channel.Send(Make(MessageType::kAck, EncodeU32s(adopted)));
+    if (absl::IsUnavailable(s)) {
+      // The old process died after sending the batch: what arrived is ours.
+      std::vector<DetachedConnection> received;
+      for (auto& c : conns) {
+        if (c.fd >= 0) received.push_back(std::move(c));
+      }
+      co_return co_await ServeOrphaned(std::move(received), s);
+    }
     if (!s.ok()) co_return s;
     if (adopted < count) Fault::Hit(Side::kChild, "after_batch");
   } while (adopted < count);
@@ -580,7 +655,6 @@ Task<absl::Status> Supervisor::FinishInheriting() {
   const absl::Duration served = MonotonicNow();
   const absl::Duration freeze_start = absl::Microseconds(
       (static_cast<uint64_t>((*header)[3]) << 32) | (*header)[2]);
-  inherited_.reset();
   SetStats(stats);
   Log("handoff: took over %d connections (%d inbound bytes, %d outbound "
       "bytes), %d listeners, app state %d bytes in %.2f ms; clients paused "

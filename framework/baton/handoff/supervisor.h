@@ -1,11 +1,13 @@
 // Supervisor: runs a Server for its whole life, across hot restarts.
 //
-// It reads SIGUSR2 (hand the server over to a new process), SIGTERM/SIGINT
-// (graceful stop) from a signalfd, and plays either side of the handoff:
+// It reads SIGUSR2 and SIGHUP (hand the server over to a new process: the
+// reload of systemd and of nginx/HAProxy habits), SIGTERM/SIGINT (graceful
+// stop) from a signalfd, ignores SIGPIPE (a closed stdout or stderr pipe is
+// an EPIPE, not a death), and plays either side of the handoff:
 //
-// Parent (on SIGUSR2 or RequestHandoff()): start the binary at the path this
-// process was started from, with the same arguments and one inherited fd (the
-// channel) named by BATON_HANDOFF_FD; wait for HELLO; send the listening
+// Parent (on SIGUSR2, SIGHUP or RequestHandoff()): start the binary at the path
+// this process was started from, with the same arguments and one inherited fd
+// (the channel) named by BATON_HANDOFF_FD; wait for HELLO; send the listening
 // sockets; wait for READY (deadline: rollback if the child dies, refuses or
 // stays silent); freeze the server (stop accepting, let handlers return,
 // detach every connection, reaping every final CQE); save the application
@@ -18,6 +20,20 @@
 // accepting, say READY, read the snapshot, restore the application state,
 // collect every batch, acknowledge, and only then serve: each connection's
 // inbound bytes first, its unsent bytes sent first, fresh reads appended.
+//
+// A child whose old process dies after READY (any receive or send on the
+// channel finds it closed) serves what it received: the listeners and every
+// connection of every batch that arrived.
+//
+// The pid file (SupervisorOptions::pid_file, see pid_file.h) is prepared
+// before serving, so a path that cannot be written fails the start (or,
+// in a child, rolls the handoff back), and committed once this process
+// serves. With $NOTIFY_SOCKET set it speaks systemd's notify protocol
+// (Type=notify-reload, NotifyAccess=all): READY=1 once serving;
+// RELOADING=1 with MONOTONIC_USEC when a handoff starts; the new process
+// MAINPID=<pid> and READY=1 before the old one exits; READY=1 again after a
+// rollback; STOPPING=1 on a stop. Sockets passed by systemd (LISTEN_FDS)
+// are served instead of binding. See systemd.h.
 //
 // Each side logs one summary line per handoff. See docs/restart.md.
 //
@@ -38,6 +54,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "baton/handoff/channel.h"
+#include "baton/handoff/pid_file.h"
 #include "baton/net/server.h"
 #include "baton/runtime/signals.h"
 #include "baton/runtime/task.h"
@@ -92,8 +109,9 @@ class Supervisor {
   // Opens (or inherits) the listeners, serves until stopped or handed over.
   // Returns the process exit code. Prints "listening on HOST:PORT" on stdout.
   Task<int> Run();
-  // Starts a handoff as if SIGUSR2 had arrived (reactor thread only).
-  void RequestHandoff();
+  // Starts a handoff as if SIGUSR2 had arrived (reactor thread only); `why`
+  // names the cause in the log and in systemd's STATUS.
+  void RequestHandoff(const char* why = "requested");
   // Stops as if SIGTERM had arrived (reactor thread only).
   void RequestStop();
 
@@ -118,13 +136,17 @@ class Supervisor {
   Task<void> SignalLoop();
   void StartBackground();
   Task<void> StopBackground();
-  absl::Status WritePidFile();
+  // Commits the pid file and tells systemd (READY=1; a new process also
+  // MAINPID). Called before the channel closes, so before the old process
+  // exits.
+  absl::Status AnnounceServing(bool took_over);
 
   Server& server_;
   SupervisorOptions options_;
   AppHooks hooks_;
   std::unique_ptr<SignalReader> signals_;
   std::unique_ptr<Channel> inherited_;  // child side, until adoption ends
+  PidFile pid_file_;
   TaskGroup signal_loop_;
   TaskGroup handoffs_;
   TaskGroup background_;

@@ -256,7 +256,8 @@ void Connection::OnSend(int32_t res, uint32_t /*flags*/) {
   if (res > 0) {
     sending_.Consume(static_cast<size_t>(res));
     bytes_sent_ += static_cast<uint64_t>(res);
-    if (counters_ != nullptr) counters_->bytes_sent += static_cast<uint64_t>(res);
+    if (counters_ != nullptr)
+      counters_->bytes_sent += static_cast<uint64_t>(res);
   } else if (res < 0 && res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
     error_ = absl::ErrnoToStatus(-res, "send");
     reader_.Wake();

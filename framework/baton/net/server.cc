@@ -150,7 +150,8 @@ Task<std::vector<ConnectionInfo>> Server::InspectConnections() {
             info.shard = s->index;
             info.fd = c->fd();
             struct stat st;
-            if (c->fd() >= 0 && fstat(c->fd(), &st) == 0) info.inode = st.st_ino;
+            if (c->fd() >= 0 && fstat(c->fd(), &st) == 0)
+              info.inode = st.st_ino;
             absl::StatusOr<Address> peer =
                 Address::OfSocket(c->fd(), /*peer=*/true);
             if (peer.ok()) info.peer = peer->ToString();
@@ -171,8 +172,8 @@ Task<std::vector<ConnectionInfo>> Server::InspectConnections() {
 Task<std::vector<ShardStats>> Server::Stats() {
   std::vector<ShardStats> all;
   for (auto& shard : shards_) {
-    all.push_back(co_await RunOn(
-        shard->reactor, [](Shard* s) -> Task<ShardStats> {
+    all.push_back(
+        co_await RunOn(shard->reactor, [](Shard* s) -> Task<ShardStats> {
           ShardStats stats;
           stats.shard = s->index;
           stats.open = s->live.size();

@@ -227,6 +227,9 @@ void Supervisor::Record(HandoffRecord record) {
   record.pid = getpid();
   record.when = absl::Now();
   absl::MutexLock lock(&stats_mu_);
+  if (!record.ok && record.role == HandoffRecord::Role::kParent) {
+    ++rolled_back_;
+  }
   history_.push_back(std::move(record));
   while (history_.size() > kHistorySize) history_.pop_front();
 }
@@ -415,6 +418,7 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   ListenersBody listeners_body;
   listeners_body.server_count = static_cast<uint32_t>(listeners.size());
   listeners_body.history = handoff_history();
+  listeners_body.rolled_back = handoffs_rolled_back();
   for (const auto& [name, fd] : named_) {
     listeners_body.names.push_back(name);
     listeners.push_back(fd);
@@ -570,6 +574,7 @@ Task<absl::Status> Supervisor::Inherit(std::vector<int>* listener_fds) {
   {
     absl::MutexLock lock(&stats_mu_);
     history_.assign(body->history.begin(), body->history.end());
+    rolled_back_ = body->rolled_back;
   }
   Fault::Hit(Side::kChild, "after_listeners");
   co_return absl::OkStatus();

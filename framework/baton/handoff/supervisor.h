@@ -126,6 +126,12 @@ class Supervisor {
     absl::MutexLock lock(&stats_mu_);
     return {history_.begin(), history_.end()};
   }
+  // Handoffs this lineage rolled back (its restarts are
+  // last_handoff().restarts). Callable from any thread.
+  uint64_t handoffs_rolled_back() const {
+    absl::MutexLock lock(&stats_mu_);
+    return rolled_back_;
+  }
   // The socket of SupervisorOptions::named_listeners `name` (owned by the
   // supervisor; -1 if none), once Run() has printed "listening on".
   // Reactor thread only.
@@ -169,6 +175,7 @@ class Supervisor {
   mutable absl::Mutex stats_mu_;
   HandoffStats stats_ ABSL_GUARDED_BY(stats_mu_);
   std::deque<HandoffRecord> history_ ABSL_GUARDED_BY(stats_mu_);
+  uint64_t rolled_back_ ABSL_GUARDED_BY(stats_mu_) = 0;
   // Named listeners: inherited (until claimed), and open.
   std::vector<std::pair<std::string, int>> inherited_named_;
   std::vector<std::pair<std::string, int>> named_;

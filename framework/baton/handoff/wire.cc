@@ -254,6 +254,7 @@ std::string EncodeListeners(const ListenersBody& body) {
     Put(head, static_cast<uint32_t>(name.size()));
     head.append(name);
   }
+  Put(head, body.rolled_back);
   std::vector<std::string> records;
   for (const HandoffRecord& r : body.history) {
     records.emplace_back();
@@ -301,7 +302,8 @@ absl::StatusOr<ListenersBody> DecodeListeners(std::string_view bytes,
         "carries %d descriptors",
         body.server_count, names, fds));
   }
-  if (!r.Get(&records) || records > r.remaining() / 64) {
+  if (!r.Get(&body.rolled_back) || !r.Get(&records) ||
+      records > r.remaining() / 64) {
     return absl::DataLossError("handoff LISTENERS history truncated");
   }
   body.history.resize(records);

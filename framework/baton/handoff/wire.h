@@ -109,6 +109,7 @@ struct HandoffRecord {
 
 // The body of kListeners (version 4):
 //   u32 server_count  u32 name_count  per name: u32 len, name bytes
+//   u64 rolled_back (handoffs the lineage rolled back so far)
 //   u32 record_count  per record: the HandoffRecord fields (fixed part,
 //                     then u32 reason_len and the reason)
 // The message carries server_count + name_count fds: the Server's listening
@@ -119,6 +120,7 @@ struct HandoffRecord {
 struct ListenersBody {
   uint32_t server_count = 0;
   std::vector<std::string> names;
+  uint64_t rolled_back = 0;
   std::vector<HandoffRecord> history;
 };
 std::string EncodeListeners(const ListenersBody& body);

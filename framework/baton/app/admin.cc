@@ -42,6 +42,10 @@ Task<absl::Status> ReadHead(Connection& conn) {
     if (!n.ok()) co_return n.status();
     if (*n == 0) co_return absl::UnavailableError("peer closed");
   }
+  // A receive may deliver more than the bound at once.
+  if (conn.inbound().find("\r\n\r\n") + 4 > AdminServer::kMaxRequest) {
+    co_return absl::ResourceExhaustedError("request head too large");
+  }
   co_return absl::OkStatus();
 }
 

@@ -98,15 +98,18 @@ class Client {
 
 // --- The admin endpoint ------------------------------------------------------
 
+// The port of the last "admin listening on" line (each process of the
+// lineage prints one).
 uint16_t AdminPort(const ServerProcess& server) {
+  uint16_t port = 0;
   for (const std::string& line : server.StdoutLines()) {
     if (absl::StartsWith(line, "admin listening on ")) {
       absl::StatusOr<Address> a =
           Address::Parse(line.substr(std::strlen("admin listening on ")));
-      if (a.ok()) return a->port();
+      port = a.ok() ? a->port() : 0;
     }
   }
-  return 0;
+  return port;
 }
 
 struct Response {

@@ -638,5 +638,29 @@ TEST_F(AdminTest, BadRequestsGetTheirStatus) {
   EXPECT_OK(server.Stop());
 }
 
+TEST_F(AdminTest, BatonCtlPrintsEachView) {
+  ServerProcess server(AdminEcho());
+  ASSERT_OK(server.Start());
+  const uint16_t admin = AdminPort(server);
+  Client c(server.port());
+  ASSERT_TRUE(c.SendAll("hi"));
+  ASSERT_EQ(c.ReadN(2), "hi");
+  const std::string ctl = absl::StrCat(BATON_BINARY_DIR, "/apps/ctl/baton-ctl");
+  const std::string flag = absl::StrCat("--admin=127.0.0.1:", admin);
+  std::string out;
+  ASSERT_EQ(RunTool({ctl, flag, "connections"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("127.0.0.1:", c.local_port())));
+  EXPECT_THAT(out,
+              HasSubstr(absl::StrCat("1 connections, pid ", server.pid())));
+  ASSERT_EQ(RunTool({ctl, flag, "--json", "connections"}, &out), 0) << out;
+  EXPECT_EQ(JsonObjects(out, "shard").size(), 1u) << out;
+  ASSERT_EQ(RunTool({ctl, flag, "metrics"}, &out), 0) << out;
+  EXPECT_OK(ParsePrometheus(out));
+  ASSERT_EQ(RunTool({ctl, flag, "handoffs"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("0 restarts"));
+  EXPECT_NE(RunTool({ctl, flag, "bogus"}, &out), 0);
+  EXPECT_OK(server.Stop());
+}
+
 }  // namespace
 }  // namespace baton::test_support

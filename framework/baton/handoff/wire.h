@@ -86,9 +86,9 @@ absl::StatusOr<Snapshot> DecodeSnapshot(
 struct HandoffRecord {
   enum class Role : uint8_t { kParent = 0, kChild = 1 };
   Role role = Role::kParent;
-  bool ok = false;     // complete; else rolled back (parent) or refused
+  bool ok = false;          // complete; else rolled back (parent) or refused
   std::string reason = {};  // why not, when !ok
-  int32_t pid = 0;     // the process that recorded it
+  int32_t pid = 0;          // the process that recorded it
   int32_t peer_pid = 0;
   uint32_t restart = 0;  // the lineage's restart number it made (if ok)
   uint32_t connections = 0;

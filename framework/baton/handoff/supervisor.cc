@@ -594,6 +594,9 @@ Task<absl::Status> Supervisor::ServeOrphaned(
 
 Task<absl::Status> Supervisor::FinishInheriting() {
   const absl::Time t_start = absl::Now();
+  // Asked now: once the channel closes the old process exits, and this one
+  // is re-parented.
+  const pid_t parent = getppid();
   Channel& channel = *inherited_;
   Fault::Hit(Side::kChild, "hang_before_ready");
   absl::Status s = co_await channel.Send(Make(MessageType::kReady));
@@ -686,7 +689,7 @@ Task<absl::Status> Supervisor::FinishInheriting() {
   SetStats(stats);
   Record({.role = HandoffRecord::Role::kChild,
           .ok = true,
-          .peer_pid = static_cast<int32_t>(getppid()),
+          .peer_pid = static_cast<int32_t>(parent),
           .restart = static_cast<uint32_t>(stats.restarts),
           .connections = static_cast<uint32_t>(stats.connections),
           .listeners = static_cast<uint32_t>(stats.listeners),

@@ -16,11 +16,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <iterator>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -184,6 +186,76 @@ TEST(FdAccountingTest, RollbackAfterFreezeLeavesNoDescriptorBehind) {
   EXPECT_EQ(*now, *listeners);
 
   ASSERT_OK(client.WaitForProgress(8 * 1024, kWait));
+  ASSERT_OK(client.Finish(kWait));
+  ExpectStreamsIntact(client);
+  EXPECT_OK(server.Stop());
+}
+
+// With --admin the admin endpoint's listening socket is one more listener
+// that every restart carries: the new process holds it exactly once (the
+// very socket the first process bound), and admin connections are closed,
+// not moved, so nothing else changes.
+TEST(FdAccountingTest, AdminListenerIsCarriedOnce) {
+  if (FindTool("curl").empty()) GTEST_SKIP() << "curl is not installed";
+  const uint32_t seed = TestSeed(6302);
+  SCOPED_TRACE(SeedTrace(seed));
+  TestDirectory dir;
+  ServerProcess server(
+      EchoServer(dir.path(), EchoArgs(kThreads, {"--admin=127.0.0.1:0"})));
+  ASSERT_OK(server.Start());
+  uint16_t admin_port = 0;
+  for (const std::string& line : server.StdoutLines()) {
+    if (absl::StartsWith(line, "admin listening on ")) {
+      absl::StatusOr<Address> a =
+          Address::Parse(line.substr(std::strlen("admin listening on ")));
+      ASSERT_OK(a);
+      admin_port = a->port();
+    }
+  }
+  ASSERT_NE(admin_port, 0);
+  app::StreamClientOptions load = Streams(server.address(), kConnections, seed);
+  load.max_write = 4096;
+  load.window = 16 * 1024;
+  app::StreamClient client(load);
+  ASSERT_OK(client.Start());
+  ASSERT_OK(client.WaitVerified(8 * 1024, kWait));
+
+  absl::StatusOr<std::set<uint64_t>> listeners = ListeningInodes(server.port());
+  ASSERT_OK(listeners);
+  absl::StatusOr<std::set<uint64_t>> admin = ListeningInodes(admin_port);
+  ASSERT_OK(admin);
+  ASSERT_EQ(admin->size(), 1u);
+  std::set<uint64_t> all = *listeners;
+  all.insert(admin->begin(), admin->end());
+  const std::string url =
+      absl::StrCat("http://127.0.0.1:", admin_port, "/metrics");
+  auto census_after_curl = [&](pid_t pid) {
+    std::string out;
+    EXPECT_EQ(RunTool({"curl", "-sS", "--max-time", "10", url}, &out), 0)
+        << out;
+    // The admin connection closes once curl has read the answer.
+    PollUntil(
+        [&] {
+          absl::StatusOr<FdCensus> census = TakeFdCensus(pid);
+          return census.ok() && census->total() <= ExpectedDescriptors(all);
+        },
+        absl::Seconds(5));
+    ExpectExactDescriptors(pid, server, all);
+  };
+  census_after_curl(server.pid());
+
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(absl::StrCat("restart ", i + 1));
+    absl::StatusOr<RestartResult> r = server.Restart();
+    ASSERT_OK(r);
+    ExpectCleanExit(*r);
+    EXPECT_EQ(r->handoff.listeners, kThreads + 1) << r->handoff.text;
+    absl::StatusOr<std::set<uint64_t>> now = ListeningInodes(admin_port);
+    ASSERT_OK(now);
+    EXPECT_EQ(*now, *admin) << "the admin socket changed";
+    census_after_curl(r->new_pid);
+    ASSERT_OK(client.WaitForProgress(8 * 1024, kWait));
+  }
   ASSERT_OK(client.Finish(kWait));
   ExpectStreamsIntact(client);
   EXPECT_OK(server.Stop());

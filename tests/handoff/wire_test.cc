@@ -423,5 +423,110 @@ TEST(WireU32sTest, EmptyBodyWithZeroCountIsOk) {
   EXPECT_TRUE(v->empty());
 }
 
+// --- LISTENERS body (version 4)
+// -------------------------------------------------------
+
+HandoffRecord SampleRecord(int i) {
+  HandoffRecord r;
+  r.role =
+      i % 2 == 0 ? HandoffRecord::Role::kParent : HandoffRecord::Role::kChild;
+  r.ok = i % 3 != 0;
+  r.reason = r.ok ? "" : absl::StrCat("child pid ", i, " exited");
+  r.pid = 1000 + i;
+  r.peer_pid = 2000 + i;
+  r.restart = static_cast<uint32_t>(i);
+  r.connections = static_cast<uint32_t>(10 * i);
+  r.listeners = 3;
+  r.inbound_bytes = uint64_t{1} << (i % 40);
+  r.outbound_bytes = 7;
+  r.app_state_bytes = 9;
+  r.when = absl::FromUnixMicros(1700000000000000 + i);
+  r.ready = absl::Microseconds(100 + i);
+  r.freeze = i % 2 == 0 ? absl::Microseconds(5) : absl::InfiniteDuration();
+  r.transfer = absl::Microseconds(7);
+  r.paused = i % 2 == 0 ? absl::InfiniteDuration() : absl::Microseconds(11);
+  return r;
+}
+
+TEST(WireListenersTest, RoundTripsNamesHistoryAndTotals) {
+  ListenersBody body;
+  body.server_count = 2;
+  body.names = {"admin", "metrics"};
+  body.rolled_back = 5;
+  for (int i = 0; i < 16; ++i) body.history.push_back(SampleRecord(i));
+  absl::StatusOr<ListenersBody> back =
+      DecodeListeners(EncodeListeners(body), 4);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->server_count, 2u);
+  EXPECT_EQ(back->names, body.names);
+  EXPECT_EQ(back->rolled_back, 5u);
+  ASSERT_EQ(back->history.size(), body.history.size());
+  for (size_t i = 0; i < body.history.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("record ", i));
+    const HandoffRecord& g = back->history[i];
+    const HandoffRecord& w = body.history[i];
+    EXPECT_EQ(g.role, w.role);
+    EXPECT_EQ(g.ok, w.ok);
+    EXPECT_EQ(g.reason, w.reason);
+    EXPECT_EQ(g.pid, w.pid);
+    EXPECT_EQ(g.peer_pid, w.peer_pid);
+    EXPECT_EQ(g.restart, w.restart);
+    EXPECT_EQ(g.connections, w.connections);
+    EXPECT_EQ(g.listeners, w.listeners);
+    EXPECT_EQ(g.inbound_bytes, w.inbound_bytes);
+    EXPECT_EQ(g.outbound_bytes, w.outbound_bytes);
+    EXPECT_EQ(g.app_state_bytes, w.app_state_bytes);
+    EXPECT_EQ(g.when, w.when);
+    EXPECT_EQ(g.ready, w.ready);
+    EXPECT_EQ(g.freeze, w.freeze);
+    EXPECT_EQ(g.transfer, w.transfer);
+    EXPECT_EQ(g.paused, w.paused);
+  }
+}
+
+TEST(WireListenersTest, HistoryIsTrimmedToFitAMessageNewestKept) {
+  ListenersBody body;
+  body.server_count = 1;
+  for (int i = 0; i < 100; ++i) {
+    HandoffRecord r = SampleRecord(i);
+    r.ok = false;
+    r.reason = std::string(1000, 'r');  // shortened to 200 bytes
+    body.history.push_back(r);
+  }
+  const std::string bytes = EncodeListeners(body);
+  EXPECT_LE(bytes.size(), kMaxMessageBody);
+  absl::StatusOr<ListenersBody> back = DecodeListeners(bytes, 1);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_FALSE(back->history.empty());
+  EXPECT_LT(back->history.size(), body.history.size());
+  EXPECT_EQ(back->history.back().pid, body.history.back().pid);
+  EXPECT_EQ(back->history.back().reason.size(), 200u);
+}
+
+TEST(WireListenersTest, MalformedBodiesAreDataLoss) {
+  ListenersBody body;
+  body.server_count = 2;
+  body.names = {"admin"};
+  body.history = {SampleRecord(1)};
+  const std::string bytes = EncodeListeners(body);
+  // The descriptor count must match the names.
+  EXPECT_TRUE(absl::IsDataLoss(DecodeListeners(bytes, 2).status()));
+  EXPECT_TRUE(absl::IsDataLoss(DecodeListeners(bytes, 4).status()));
+  // Every truncation, and a trailing byte.
+  for (size_t len = 0; len < bytes.size(); ++len) {
+    EXPECT_TRUE(
+        absl::IsDataLoss(DecodeListeners(bytes.substr(0, len), 3).status()))
+        << len;
+  }
+  EXPECT_TRUE(absl::IsDataLoss(DecodeListeners(bytes + "x", 3).status()));
+  // A name twice, or empty.
+  body.names = {"admin", "admin"};
+  EXPECT_TRUE(
+      absl::IsDataLoss(DecodeListeners(EncodeListeners(body), 4).status()));
+  body.names = {""};
+  EXPECT_TRUE(
+      absl::IsDataLoss(DecodeListeners(EncodeListeners(body), 3).status()));
+}
+
 }  // namespace
 }  // namespace baton::handoff

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "baton/app/admin.h"
 #include "baton/handoff/wire.h"
 #include "baton/runtime/log.h"
 #include "baton/runtime/reactor.h"
@@ -35,6 +36,10 @@ ABSL_FLAG(absl::Duration, handoff_ready_timeout, absl::Seconds(10),
 ABSL_FLAG(absl::Duration, handoff_grace, absl::Seconds(1),
           "how long busy handlers get to reach a wait before they are "
           "cancelled during a handoff or stop");
+ABSL_FLAG(std::string, admin, "",
+          "HOST:PORT of the HTTP admin endpoint (/connections, /handoffs, "
+          "/metrics); empty: none; port 0 picks one, printed as \"admin "
+          "listening on HOST:PORT\"; its socket moves with every handoff");
 ABSL_FLAG(absl::Duration, handoff_ack_timeout, absl::Seconds(10),
           "how long the new process may take to acknowledge a batch");
 
@@ -161,8 +166,24 @@ int RunServer(ConnectionHandler handler, handoff::AppHooks hooks) {
   sup.executable = SelfExecutable();
   sup.argv = g_argv;
 
+  // --admin: a named listener the supervisor carries, served beside the
+  // app's background work (see baton/app/admin.h).
+  std::unique_ptr<AdminServer> admin;
+  if (const std::string flag = absl::GetFlag(FLAGS_admin); !flag.empty()) {
+    absl::StatusOr<Address> admin_address = Address::Parse(flag);
+    if (!admin_address.ok()) {
+      Log("--admin: %s", admin_address.status().ToString());
+      return 2;
+    }
+    sup.named_listeners.push_back({kAdminListener, *admin_address});
+    hooks.background = WithAdmin(&admin, std::move(hooks.background));
+  }
+
   Server server(options, std::move(handler));
   handoff::Supervisor supervisor(server, std::move(sup), std::move(hooks));
+  if (!absl::GetFlag(FLAGS_admin).empty()) {
+    admin = std::make_unique<AdminServer>(server, supervisor);
+  }
   g_supervisor = &supervisor;
   int code = (*reactor)->BlockOn(supervisor.Run());
   g_supervisor = nullptr;

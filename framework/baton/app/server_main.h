@@ -5,6 +5,7 @@
 //   --pid-file PATH      written atomically by whichever process serves
 //   --max_inbound BYTES  unconsumed bytes per connection before back-pressure
 //   --handoff_ready_timeout, --handoff_grace, --handoff_ack_timeout
+//   --admin HOST:PORT    HTTP introspection endpoint (baton/app/admin.h)
 // Flag names accept '-' or '_'. SIGUSR2 hands the server over to a fresh
 // process of the same binary (see baton/handoff/supervisor.h); SIGTERM and
 // SIGINT stop it gracefully.

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -202,7 +203,58 @@ Supervisor::Supervisor(Server& server, SupervisorOptions options,
                        AppHooks hooks)
     : server_(server), options_(std::move(options)), hooks_(std::move(hooks)) {}
 
-Supervisor::~Supervisor() = default;
+Supervisor::~Supervisor() {
+  for (auto& [name, fd] : inherited_named_) close(fd);
+  for (auto& [name, fd] : named_) close(fd);
+}
+
+int Supervisor::named_listener_fd(std::string_view name) const {
+  for (const auto& [n, fd] : named_) {
+    if (n == name) return fd;
+  }
+  return -1;
+}
+
+absl::Status Supervisor::OpenNamedListeners() {
+  for (const auto& want : options_.named_listeners) {
+    int fd = -1;
+    for (auto& [name, inherited] : inherited_named_) {
+      if (name == want.name) fd = std::exchange(inherited, -1);
+    }
+    if (fd < 0) {
+      ListenerOptions options;
+      options.reuse_port = false;
+      options.backlog = 64;
+      absl::StatusOr<Listener> l = Listener::Bind(want.address, options);
+      if (!l.ok()) {
+        return absl::Status(
+            l.status().code(),
+            absl::StrCat(want.name, " listener: ", l.status().message()));
+      }
+      fd = l->ReleaseFd();
+    }
+    named_.emplace_back(want.name, fd);
+  }
+  for (auto& [name, fd] : inherited_named_) {
+    if (fd < 0) continue;
+    Log("handoff: closing the inherited %s listener (not configured here)",
+        name);
+    close(fd);
+  }
+  inherited_named_.clear();
+  return absl::OkStatus();
+}
+
+void Supervisor::Record(HandoffRecord record) {
+  record.pid = getpid();
+  record.when = absl::Now();
+  absl::MutexLock lock(&stats_mu_);
+  if (!record.ok && record.role == HandoffRecord::Role::kParent) {
+    ++rolled_back_;
+  }
+  history_.push_back(std::move(record));
+  while (history_.size() > kHistorySize) history_.pop_front();
+}
 
 absl::Status Supervisor::AnnounceServing(bool took_over) {
   absl::Status s = pid_file_.Commit(getpid());
@@ -244,14 +296,25 @@ Task<int> Supervisor::Run() {
     }
     std::vector<std::string> names;
     for (const ActivatedSocket& a : *sockets) {
-      inherited.push_back(a.fd);
+      // A socket named like a named listener (FileDescriptorName=admin) is
+      // that listener; every other one serves the Server.
+      const bool named = std::any_of(
+          options_.named_listeners.begin(), options_.named_listeners.end(),
+          [&](const SupervisorOptions::NamedListener& n) {
+            return n.name == a.name;
+          });
+      if (named) {
+        inherited_named_.emplace_back(a.name, a.fd);
+      } else {
+        inherited.push_back(a.fd);
+      }
       names.push_back(a.name);
     }
     activated = !inherited.empty();
-    if (activated) {
+    if (!names.empty()) {
       Log("socket activation: serving the %d listening sockets systemd "
           "passed (%s) instead of binding",
-          inherited.size(), absl::StrJoin(names, ", "));
+          names.size(), absl::StrJoin(names, ", "));
     }
   }
   // Before serving (and, in a new process, before READY): a pid file that
@@ -274,7 +337,19 @@ Task<int> Supervisor::Run() {
     Log("%s", s.ToString());
     co_return 1;
   }
+  if (absl::Status s = OpenNamedListeners(); !s.ok()) {
+    Log("%s", s.ToString());
+    if (inherited_)
+      co_await inherited_->Send(Make(MessageType::kAbort, s.ToString()));
+    co_await server_.Shutdown(absl::ZeroDuration());
+    co_return 1;
+  }
   std::printf("listening on %s\n", server_.address().ToString().c_str());
+  for (const auto& [name, fd] : named_) {
+    absl::StatusOr<Address> bound = Address::OfSocket(fd);
+    std::printf("%s listening on %s\n", name.c_str(),
+                bound.ok() ? bound->ToString().c_str() : "?");
+  }
   std::fflush(stdout);
 
   if (child) {
@@ -377,6 +452,8 @@ Task<absl::Status> Supervisor::Handoff() {
   close(pair->child_fd);
   if (!pid.ok()) {
     Log("handoff failed, still serving: %s", pid.status().ToString());
+    Record({.role = HandoffRecord::Role::kParent,
+            .reason = pid.status().ToString()});
     co_return pid.status();
   }
   Child child{.pid = *pid};
@@ -398,6 +475,10 @@ Task<absl::Status> Supervisor::Handoff() {
       "serving%s",
       *pid, child.Describe(), s.ToString(),
       is_frozen ? absl::StrFormat(" (%d connections resumed)", resumed) : "");
+  Record({.role = HandoffRecord::Role::kParent,
+          .reason = absl::StrCat(child.Describe(), ": ", s.ToString()),
+          .peer_pid = *pid,
+          .connections = static_cast<uint32_t>(resumed)});
   co_return s;
 }
 
@@ -411,9 +492,16 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   if (!hello.ok()) co_return hello.status();
 
   std::vector<int> listeners = server_.listener_fds();
-  absl::Status s = co_await channel.Send(
-      Make(MessageType::kListeners,
-           EncodeU32s(static_cast<uint32_t>(listeners.size())), listeners));
+  ListenersBody listeners_body;
+  listeners_body.server_count = static_cast<uint32_t>(listeners.size());
+  listeners_body.history = handoff_history();
+  listeners_body.rolled_back = handoffs_rolled_back();
+  for (const auto& [name, fd] : named_) {
+    listeners_body.names.push_back(name);
+    listeners.push_back(fd);
+  }
+  absl::Status s = co_await channel.Send(Make(
+      MessageType::kListeners, EncodeListeners(listeners_body), listeners));
   if (!s.ok()) co_return s;
   Fault::Hit(Side::kParent, "after_listeners");
   absl::StatusOr<Message> ready =
@@ -504,6 +592,18 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   frozen->clear();
   co_await server_.Abandon();
   SetStats(stats);
+  Record({.role = HandoffRecord::Role::kParent,
+          .ok = true,
+          .peer_pid = child.pid,
+          .restart = static_cast<uint32_t>(stats.restarts),
+          .connections = static_cast<uint32_t>(stats.connections),
+          .listeners = static_cast<uint32_t>(stats.listeners),
+          .inbound_bytes = stats.inbound_bytes,
+          .outbound_bytes = stats.outbound_bytes,
+          .app_state_bytes = stats.app_state_bytes,
+          .ready = t_ready - t_start,
+          .freeze = t_frozen - t_ready,
+          .transfer = t_acked - t_frozen});
   const absl::Time t_end = absl::Now();
   // The pause clients see ends in the child, which logs it.
   Log("handoff to pid %d complete: %d connections (%d with unread bytes), "
@@ -539,7 +639,21 @@ Task<absl::Status> Supervisor::Inherit(std::vector<int>* listener_fds) {
   absl::StatusOr<Message> m = co_await Expect(
       *inherited_, MessageType::kListeners, options_.ready_timeout);
   if (!m.ok()) co_return m.status();
-  *listener_fds = std::move(m->fds);
+  absl::StatusOr<ListenersBody> body = DecodeListeners(m->body, m->fds.size());
+  if (!body.ok()) {
+    CloseAll(m->fds);
+    co_return body.status();
+  }
+  listener_fds->assign(m->fds.begin(), m->fds.begin() + body->server_count);
+  for (size_t i = 0; i < body->names.size(); ++i) {
+    inherited_named_.emplace_back(body->names[i],
+                                  m->fds[body->server_count + i]);
+  }
+  {
+    absl::MutexLock lock(&stats_mu_);
+    history_.assign(body->history.begin(), body->history.end());
+    rolled_back_ = body->rolled_back;
+  }
   Fault::Hit(Side::kChild, "after_listeners");
   co_return absl::OkStatus();
 }
@@ -557,6 +671,9 @@ Task<absl::Status> Supervisor::ServeOrphaned(
 
 Task<absl::Status> Supervisor::FinishInheriting() {
   const absl::Time t_start = absl::Now();
+  // Asked now: once the channel closes the old process exits, and this one
+  // is re-parented.
+  const pid_t parent = getppid();
   Channel& channel = *inherited_;
   Fault::Hit(Side::kChild, "hang_before_ready");
   absl::Status s = co_await channel.Send(Make(MessageType::kReady));
@@ -644,7 +761,7 @@ Task<absl::Status> Supervisor::FinishInheriting() {
   HandoffStats stats;
   stats.restarts = static_cast<int>((*header)[1]);
   stats.connections = conns.size();
-  stats.listeners = server_.listener_fds().size();
+  stats.listeners = server_.listener_fds().size() + named_.size();
   stats.app_state_bytes = snapshot->app_state.size();
   for (const auto& c : conns) {
     stats.inbound_bytes += c.inbound.size();
@@ -656,6 +773,17 @@ Task<absl::Status> Supervisor::FinishInheriting() {
   const absl::Duration freeze_start = absl::Microseconds(
       (static_cast<uint64_t>((*header)[3]) << 32) | (*header)[2]);
   SetStats(stats);
+  Record({.role = HandoffRecord::Role::kChild,
+          .ok = true,
+          .peer_pid = static_cast<int32_t>(parent),
+          .restart = static_cast<uint32_t>(stats.restarts),
+          .connections = static_cast<uint32_t>(stats.connections),
+          .listeners = static_cast<uint32_t>(stats.listeners),
+          .inbound_bytes = stats.inbound_bytes,
+          .outbound_bytes = stats.outbound_bytes,
+          .app_state_bytes = stats.app_state_bytes,
+          .transfer = absl::Now() - t_start,
+          .paused = served - freeze_start});
   Log("handoff: took over %d connections (%d inbound bytes, %d outbound "
       "bytes), %d listeners, app state %d bytes in %.2f ms; clients paused "
       "%.2f ms (freeze in the old process to every connection served here, "

@@ -33,7 +33,8 @@
 // RELOADING=1 with MONOTONIC_USEC when a handoff starts; the new process
 // MAINPID=<pid> and READY=1 before the old one exits; READY=1 again after a
 // rollback; STOPPING=1 on a stop. Sockets passed by systemd (LISTEN_FDS)
-// are served instead of binding. See systemd.h.
+// are served instead of binding; one whose name (LISTEN_FDNAMES) is that of
+// a named listener is that listener. See systemd.h.
 //
 // Each side logs one summary line per handoff. See docs/restart.md.
 //
@@ -44,9 +45,12 @@
 
 #include <sys/types.h>
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -55,6 +59,7 @@
 #include "absl/time/time.h"
 #include "baton/handoff/channel.h"
 #include "baton/handoff/pid_file.h"
+#include "baton/handoff/wire.h"
 #include "baton/net/server.h"
 #include "baton/runtime/signals.h"
 #include "baton/runtime/task.h"
@@ -88,6 +93,17 @@ struct SupervisorOptions {
   // The binary to start and its arguments (argv[0] included).
   std::string executable;
   std::vector<std::string> argv;
+  // Listening sockets beside the Server's (an admin endpoint, ...), by
+  // name. Run() takes each from the old process when it carried one under
+  // that name (the same kernel socket and port; no new bind), else binds
+  // `address` (no SO_REUSEPORT); prints "NAME listening on HOST:PORT" after
+  // "listening on"; and every handoff carries them. Inherited names not
+  // asked for are closed. The connections accepted on them are the app's.
+  struct NamedListener {
+    std::string name;
+    Address address;
+  };
+  std::vector<NamedListener> named_listeners;
 };
 
 // Counters of the last handoff, for logs and /stats-like endpoints.
@@ -121,6 +137,24 @@ class Supervisor {
     absl::MutexLock lock(&stats_mu_);
     return stats_;
   }
+  // The last kHistorySize handoffs of this lineage, oldest first: the old
+  // processes' records (carried in each handoff) and this one's, complete
+  // or rolled back, from either side. Callable from any thread.
+  static constexpr size_t kHistorySize = 16;
+  std::vector<HandoffRecord> handoff_history() const {
+    absl::MutexLock lock(&stats_mu_);
+    return {history_.begin(), history_.end()};
+  }
+  // Handoffs this lineage rolled back (its restarts are
+  // last_handoff().restarts). Callable from any thread.
+  uint64_t handoffs_rolled_back() const {
+    absl::MutexLock lock(&stats_mu_);
+    return rolled_back_;
+  }
+  // The socket of SupervisorOptions::named_listeners `name` (owned by the
+  // supervisor; -1 if none), once Run() has printed "listening on".
+  // Reactor thread only.
+  int named_listener_fd(std::string_view name) const;
 
  private:
   struct Child;
@@ -140,6 +174,8 @@ class Supervisor {
   // MAINPID). Called before the channel closes, so before the old process
   // exits.
   absl::Status AnnounceServing(bool took_over);
+  absl::Status OpenNamedListeners();
+  void Record(HandoffRecord record);
 
   Server& server_;
   SupervisorOptions options_;
@@ -161,6 +197,11 @@ class Supervisor {
 
   mutable absl::Mutex stats_mu_;
   HandoffStats stats_ ABSL_GUARDED_BY(stats_mu_);
+  std::deque<HandoffRecord> history_ ABSL_GUARDED_BY(stats_mu_);
+  uint64_t rolled_back_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  // Named listeners: inherited (until claimed), and open.
+  std::vector<std::pair<std::string, int>> inherited_named_;
+  std::vector<std::pair<std::string, int>> named_;
 };
 
 }  // namespace baton::handoff

@@ -182,6 +182,144 @@ absl::StatusOr<Snapshot> DecodeSnapshot(std::string_view bytes,
   return s;
 }
 
+namespace {
+
+constexpr size_t kMaxReason = 200;
+constexpr size_t kMaxName = 64;
+
+int64_t DurationUs(absl::Duration d) {
+  return d == absl::InfiniteDuration() ? -1 : absl::ToInt64Microseconds(d);
+}
+absl::Duration UsDuration(int64_t us) {
+  return us < 0 ? absl::InfiniteDuration() : absl::Microseconds(us);
+}
+
+void PutRecord(std::string& out, const HandoffRecord& r) {
+  Put(out, static_cast<uint8_t>(r.role));
+  Put(out, static_cast<uint8_t>(r.ok ? 1 : 0));
+  Put(out, r.pid);
+  Put(out, r.peer_pid);
+  Put(out, r.restart);
+  Put(out, r.connections);
+  Put(out, r.listeners);
+  Put(out, r.inbound_bytes);
+  Put(out, r.outbound_bytes);
+  Put(out, r.app_state_bytes);
+  Put(out, absl::ToUnixMicros(r.when));
+  for (absl::Duration d : {r.ready, r.freeze, r.transfer, r.paused}) {
+    Put(out, DurationUs(d));
+  }
+  std::string_view reason = r.reason;
+  if (reason.size() > kMaxReason) reason = reason.substr(0, kMaxReason);
+  Put(out, static_cast<uint32_t>(reason.size()));
+  out.append(reason);
+}
+
+bool GetRecord(Reader& r, HandoffRecord* rec) {
+  uint8_t role = 0, ok = 0;
+  int64_t when = 0;
+  int64_t phases[4] = {};
+  uint32_t reason_len = 0;
+  if (!r.Get(&role) || !r.Get(&ok) || !r.Get(&rec->pid) ||
+      !r.Get(&rec->peer_pid) || !r.Get(&rec->restart) ||
+      !r.Get(&rec->connections) || !r.Get(&rec->listeners) ||
+      !r.Get(&rec->inbound_bytes) || !r.Get(&rec->outbound_bytes) ||
+      !r.Get(&rec->app_state_bytes) || !r.Get(&when)) {
+    return false;
+  }
+  for (int64_t& p : phases) {
+    if (!r.Get(&p)) return false;
+  }
+  if (!r.Get(&reason_len) || reason_len > kMaxReason ||
+      !r.Take(reason_len, &rec->reason) || role > 1 || ok > 1) {
+    return false;
+  }
+  rec->role = static_cast<HandoffRecord::Role>(role);
+  rec->ok = ok == 1;
+  rec->when = absl::FromUnixMicros(when);
+  rec->ready = UsDuration(phases[0]);
+  rec->freeze = UsDuration(phases[1]);
+  rec->transfer = UsDuration(phases[2]);
+  rec->paused = UsDuration(phases[3]);
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeListeners(const ListenersBody& body) {
+  std::string head;
+  Put(head, body.server_count);
+  Put(head, static_cast<uint32_t>(body.names.size()));
+  for (const std::string& name : body.names) {
+    Put(head, static_cast<uint32_t>(name.size()));
+    head.append(name);
+  }
+  Put(head, body.rolled_back);
+  std::vector<std::string> records;
+  for (const HandoffRecord& r : body.history) {
+    records.emplace_back();
+    PutRecord(records.back(), r);
+  }
+  // The newest records that fit.
+  size_t first = 0, size = head.size() + 4;
+  for (const std::string& r : records) size += r.size();
+  while (size > kMaxMessageBody && first < records.size()) {
+    size -= records[first++].size();
+  }
+  std::string out = std::move(head);
+  Put(out, static_cast<uint32_t>(records.size() - first));
+  for (size_t i = first; i < records.size(); ++i) out.append(records[i]);
+  return out;
+}
+
+absl::StatusOr<ListenersBody> DecodeListeners(std::string_view bytes,
+                                              size_t fds) {
+  Reader r(bytes);
+  ListenersBody body;
+  uint32_t names = 0, records = 0;
+  if (!r.Get(&body.server_count) || !r.Get(&names) ||
+      names > r.remaining() / 4) {
+    return absl::DataLossError("handoff LISTENERS body truncated");
+  }
+  for (uint32_t i = 0; i < names; ++i) {
+    uint32_t len = 0;
+    std::string name;
+    if (!r.Get(&len) || len == 0 || len > kMaxName || !r.Take(len, &name)) {
+      return absl::DataLossError(
+          absl::StrFormat("handoff LISTENERS: bad name %d of %d", i, names));
+    }
+    for (const std::string& seen : body.names) {
+      if (seen == name) {
+        return absl::DataLossError(
+            absl::StrFormat("handoff LISTENERS: name %s twice", name));
+      }
+    }
+    body.names.push_back(std::move(name));
+  }
+  if (static_cast<uint64_t>(body.server_count) + names != fds) {
+    return absl::DataLossError(absl::StrFormat(
+        "handoff LISTENERS names %d server and %d named listeners but "
+        "carries %d descriptors",
+        body.server_count, names, fds));
+  }
+  if (!r.Get(&body.rolled_back) || !r.Get(&records) ||
+      records > r.remaining() / 64) {
+    return absl::DataLossError("handoff LISTENERS history truncated");
+  }
+  body.history.resize(records);
+  for (uint32_t i = 0; i < records; ++i) {
+    if (!GetRecord(r, &body.history[i])) {
+      return absl::DataLossError(absl::StrFormat(
+          "handoff LISTENERS: history record %d of %d malformed", i, records));
+    }
+  }
+  if (r.remaining() != 0) {
+    return absl::DataLossError(absl::StrFormat(
+        "handoff LISTENERS body has %d trailing bytes", r.remaining()));
+  }
+  return body;
+}
+
 absl::StatusOr<std::vector<uint32_t>> DecodeU32s(std::string_view body,
                                                  size_t count) {
   if (body.size() != count * 4) {

@@ -44,7 +44,10 @@ Connection::Connection(int fd, const ConnectionOptions& options)
 
 Connection::Connection(int fd, const ConnectionOptions& options,
                        bool configure_socket)
-    : fd_(fd), options_(options), reactor_(Reactor::Current()) {
+    : fd_(fd),
+      options_(options),
+      reactor_(Reactor::Current()),
+      created_(MonotonicNow()) {
   if (configure_socket && options_.no_delay && fd_ >= 0) {
     int one = 1;
     // Fails harmlessly on non-TCP sockets (tests use socketpairs too).
@@ -76,6 +79,8 @@ Connection::Connection(Connection&& other) noexcept
       state_(std::move(other.state_)),
       service_(other.service_),
       error_(std::move(other.error_)),
+      counters_(other.counters_),
+      created_(other.created_),
       eof_(other.eof_),
       closing_(other.closing_) {
   assert(!other.started_ && "a Connection moves only before its first use");
@@ -160,6 +165,7 @@ absl::StatusOr<size_t> Connection::ReadAwaiter::await_resume() {
 void Connection::MaybeArmRecv() {
   if (recv_armed_ || stopping_ || eof_ || !error_.ok() || fd_ < 0) return;
   if (inbound_.size() >= options_.max_inbound) {
+    if (!recv_paused_ && counters_ != nullptr) ++counters_->backpressure_pauses;
     recv_paused_ = true;
     return;
   }
@@ -198,6 +204,9 @@ void Connection::OnRecv(int32_t res, uint32_t flags) {
       inbound_.Append({scratch_.get(), static_cast<size_t>(res)});
     }
     bytes_received_ += static_cast<uint64_t>(res);
+    if (counters_ != nullptr) {
+      counters_->bytes_received += static_cast<uint64_t>(res);
+    }
   } else if (res == 0) {
     eof_ = true;
   } else if (res == -ENOBUFS) {
@@ -212,6 +221,7 @@ void Connection::OnRecv(int32_t res, uint32_t flags) {
     ReleaseHeldBuffers();
     if (!recv_paused_) MaybeArmRecv();
   } else if (inbound_.size() >= options_.max_inbound && !stopping_) {
+    if (!recv_paused_ && counters_ != nullptr) ++counters_->backpressure_pauses;
     recv_paused_ = true;
     CancelRecv();
   } else if (stopping_ || recv_paused_) {
@@ -246,6 +256,8 @@ void Connection::OnSend(int32_t res, uint32_t /*flags*/) {
   if (res > 0) {
     sending_.Consume(static_cast<size_t>(res));
     bytes_sent_ += static_cast<uint64_t>(res);
+    if (counters_ != nullptr)
+      counters_->bytes_sent += static_cast<uint64_t>(res);
   } else if (res < 0 && res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
     error_ = absl::ErrnoToStatus(-res, "send");
     reader_.Wake();

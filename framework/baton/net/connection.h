@@ -71,6 +71,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "baton/net/byte_buffer.h"
 #include "baton/runtime/reactor.h"
 #include "baton/runtime/stop.h"
@@ -89,6 +90,18 @@ struct ConnectionOptions {
   // Unconsumed inbound bytes above which receiving pauses.
   size_t max_inbound = 1 << 20;
   bool no_delay = true;  // TCP_NODELAY
+};
+
+// Totals over many connections (a Server keeps one per shard), updated by
+// the connections on their completions: plain integers, so every connection
+// pointing at one must live on the same reactor, and only that reactor's
+// thread may read them (RunOn).
+struct ConnectionCounters {
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+  // Times a connection stopped receiving because it held max_inbound
+  // unconsumed bytes (back-pressure).
+  uint64_t backpressure_pauses = 0;
 };
 
 // A connection taken out of its process: what a handoff moves.
@@ -140,6 +153,12 @@ class Connection {
   const absl::Status& error() const { return error_; }
   uint64_t bytes_received() const { return bytes_received_; }
   uint64_t bytes_sent() const { return bytes_sent_; }
+  // Also adds every received and sent byte and every back-pressure pause
+  // to `counters` (same reactor; may be null).
+  void set_counters(ConnectionCounters* counters) { counters_ = counters; }
+  // When this process created (accepted or adopted) the connection, on
+  // MonotonicNow()'s clock.
+  absl::Duration created() const { return created_; }
 
   // --- Ending ---
   // The handler is done (see "Closing" above); what it writes before it
@@ -264,6 +283,8 @@ class Connection {
   absl::Status error_;
   uint64_t bytes_received_ = 0;
   uint64_t bytes_sent_ = 0;
+  ConnectionCounters* counters_ = nullptr;
+  absl::Duration created_;
   size_t drain_limit_ = 0;
 
   bool started_ = false;

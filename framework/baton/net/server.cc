@@ -1,6 +1,7 @@
 #include "baton/net/server.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -28,6 +29,10 @@ struct Server::Shard {
   TaskGroup connections;
   absl::flat_hash_set<Connection*> live;
   std::atomic<size_t> live_count{0};
+  // Written and read on this shard's thread only.
+  ConnectionCounters counters;
+  uint64_t accepted = 0;
+  uint64_t closed = 0;
   bool freezing = false;
   std::vector<DetachedConnection> detached;
   int handlers_cancelled = 0;
@@ -132,6 +137,56 @@ size_t Server::connection_count() const {
   return total;
 }
 
+Task<std::vector<ConnectionInfo>> Server::InspectConnections() {
+  std::vector<ConnectionInfo> all;
+  for (auto& shard : shards_) {
+    std::vector<ConnectionInfo> part = co_await RunOn(
+        shard->reactor, [](Shard* s) -> Task<std::vector<ConnectionInfo>> {
+          std::vector<ConnectionInfo> out;
+          out.reserve(s->live.size());
+          const absl::Duration now = MonotonicNow();
+          for (const Connection* c : s->live) {
+            ConnectionInfo info;
+            info.shard = s->index;
+            info.fd = c->fd();
+            struct stat st;
+            if (c->fd() >= 0 && fstat(c->fd(), &st) == 0)
+              info.inode = st.st_ino;
+            absl::StatusOr<Address> peer =
+                Address::OfSocket(c->fd(), /*peer=*/true);
+            if (peer.ok()) info.peer = peer->ToString();
+            info.bytes_received = c->bytes_received();
+            info.bytes_sent = c->bytes_sent();
+            info.unconsumed_inbound = c->inbound().size();
+            info.unsent_outbound = c->outbound_size();
+            info.age = now - c->created();
+            out.push_back(std::move(info));
+          }
+          co_return out;
+        }(shard.get()));
+    for (auto& info : part) all.push_back(std::move(info));
+  }
+  co_return all;
+}
+
+Task<std::vector<ShardStats>> Server::Stats() {
+  std::vector<ShardStats> all;
+  for (auto& shard : shards_) {
+    all.push_back(
+        co_await RunOn(shard->reactor, [](Shard* s) -> Task<ShardStats> {
+          ShardStats stats;
+          stats.shard = s->index;
+          stats.open = s->live.size();
+          stats.accepted = s->accepted;
+          stats.closed = s->closed;
+          stats.connections = s->counters;
+          stats.recv_no_buffers = Reactor::Current()->recv_no_buffers();
+          co_return stats;
+        }(shard.get())));
+  }
+  co_return all;
+}
+
 Task<absl::Status> Server::Start(bool accepting) {
   shards_[0]->reactor = Reactor::Current();
   for (size_t i = 1; i < shards_.size(); ++i) {
@@ -177,6 +232,7 @@ Task<void> Server::AcceptLoop(Shard* shard, Listener* listener) {
   while (true) {
     absl::StatusOr<Connection> conn = co_await listener->Accept();
     if (conn.ok()) {
+      ++shard->accepted;
       shard->connections.Spawn(Serve(shard, *std::move(conn)));
       continue;
     }
@@ -191,6 +247,7 @@ Task<void> Server::AcceptLoop(Shard* shard, Listener* listener) {
 Task<void> Server::Serve(Shard* shard, Connection conn) {
   shard->live.insert(&conn);
   shard->live_count.fetch_add(1);
+  conn.set_counters(&shard->counters);
   if (shard->freezing) conn.Quiesce();
   if (conn.closing() == Closing::kNo) co_await handler_(conn);
   // Outside a handoff, a handler that returns is done with its connection.
@@ -212,6 +269,7 @@ Task<void> Server::Serve(Shard* shard, Connection conn) {
     }
   }
   co_await conn.Close();
+  ++shard->closed;
 }
 
 // Flushes (bounded) and, for Closing::kLinger, shuts the write side and

@@ -28,6 +28,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -53,6 +54,30 @@ struct ServerOptions {
   // the write side is shut.
   absl::Duration linger_timeout = absl::Seconds(1);
   size_t linger_bytes = 1 << 20;
+};
+
+// One live connection as its shard sees it (Server::InspectConnections).
+struct ConnectionInfo {
+  int shard = 0;
+  int fd = -1;
+  uint64_t inode = 0;  // fstat st_ino: /proc/net/tcp's and `ss -e`'s inode
+  std::string peer;    // HOST:PORT, "" if the peer is gone
+  uint64_t bytes_received = 0;  // by this process
+  uint64_t bytes_sent = 0;
+  size_t unconsumed_inbound = 0;
+  size_t unsent_outbound = 0;
+  absl::Duration age;  // since this process accepted or adopted it
+};
+
+// One shard's counters (Server::ShardStats); totals since this process
+// started.
+struct ShardStats {
+  int shard = 0;
+  size_t open = 0;  // live connections
+  uint64_t accepted = 0;
+  uint64_t closed = 0;
+  ConnectionCounters connections;  // bytes and back-pressure pauses
+  uint64_t recv_no_buffers = 0;    // the reactor's -ENOBUFS count
 };
 
 // What Freeze() leaves: every connection, detached, in no particular order.
@@ -90,6 +115,13 @@ class Server {
 
   // Live connections over all shards (approximate while running).
   size_t connection_count() const;
+
+  // Introspection, while the server runs (after Start(), before Shutdown()
+  // or Abandon()): each shard reports on its own thread (RunOn), so the
+  // serving threads pay nothing but a counter add per completion. Results
+  // are in shard order.
+  Task<std::vector<ConnectionInfo>> InspectConnections();
+  Task<std::vector<ShardStats>> Stats();
 
  private:
   struct Shard;

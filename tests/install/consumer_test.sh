@@ -168,6 +168,7 @@ read -r -a pc_flags < <(pkg-config --cflags --libs baton) ||
 pc_libdir="$(pkg-config --variable=libdir baton)"
 pc_bin_out="${work}/consumer-pkgconfig/consumer_echo"
 mkdir -p "$(dirname "${pc_bin_out}")"
+# shellcheck disable=SC2054 # the commas are in -Wl,-rpath,DIR
 pc_cmd=("${cxx}" -std=c++20 -Wall -Wextra "${extra_flags[@]}"
   -H
   "${here}/consumer/main.cc" -o "${pc_bin_out}"

@@ -3,7 +3,6 @@
 // cancelled operation is resumed exactly once, by its own final completion,
 // and reports what really happened; data that arrived is never lost.
 #include <gtest/gtest.h>
-#include <liburing.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -99,7 +98,9 @@ class SocketPair {
   SocketPair& operator=(const SocketPair&) = delete;
   ~SocketPair() {
     for (int fd : fds_) {
-      if (fd >= 0) close(fd);
+      if (fd < 0) continue;
+      if (Reactor* r = Reactor::Current()) r->ForgetFd(fd, /*closing=*/true);
+      close(fd);
     }
   }
   bool ok() const { return fds_[0] >= 0; }
@@ -141,7 +142,7 @@ std::string RandomBytes(std::mt19937& rng, size_t n) {
 constexpr int32_t kNotResumed = INT32_MIN;
 
 // One recv on `fd`, recording the CQE result, how many times the awaiting
-// frame got past the await, and how many times the SQE was prepared.
+// frame got past the await, and how many times the operation was submitted.
 struct RecvOutcome {
   int32_t res = kNotResumed;
   int resumed = 0;
@@ -149,10 +150,9 @@ struct RecvOutcome {
 };
 
 Task<void> RecvOnce(int fd, char* buf, size_t cap, RecvOutcome* out) {
-  out->res = co_await Io([fd, buf, cap, out](io_uring_sqe* sqe) {
-    ++out->prepared;
-    io_uring_prep_recv(sqe, fd, buf, cap, 0);
-  });
+  auto op = Io(IoRequest::Recv(fd, buf, cap));
+  out->res = co_await op;
+  if (op.submitted()) ++out->prepared;
   ++out->resumed;
 }
 
@@ -187,8 +187,8 @@ Task<void> RecvRacingStop(uint32_t seed, int iterations, Reactor* reactor,
     RecvOutcome out;
     TaskGroup group;
     group.Spawn(RecvOnce(sp.reader(), buf.data(), buf.size(), &out));
-    // One turn: the recv SQE is prepared but not yet submitted. More: the
-    // kernel has it armed, waiting for data.
+    // One turn: the recv is queued but not yet submitted (io_uring). More:
+    // the kernel has it armed, waiting for data.
     const int turns = 1 + static_cast<int>(rng() % 3);
     for (int i = 0; i < turns; ++i) co_await Yield();
     // Data and stop in the same turn, in either order.

@@ -138,8 +138,7 @@ Task<void> ExerciseReactor(Reactor* reactor) {
   int32_t res = 0;
   TaskGroup group;
   group.Spawn([](int fd, char* b, int32_t* out) -> Task<void> {
-    *out = co_await Io(
-        [fd, b](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, b, 16, 0); });
+    *out = co_await Io(IoRequest::Recv(fd, b, 16));
   }(sv[0], buf, &res));
   co_await Yield();
   co_await Yield();
@@ -422,7 +421,7 @@ class SmallRingTest : public ReactorTest {
 };
 
 Task<void> NopAndSleep(int i, int* ok) {
-  int32_t res = co_await Io([](io_uring_sqe* sqe) { io_uring_prep_nop(sqe); });
+  int32_t res = co_await Io(IoRequest::Nop());
   EXPECT_EQ(res, 0);
   absl::Status s = co_await Sleep(absl::Microseconds(i % 500));
   EXPECT_TRUE(s.ok()) << s;

@@ -15,9 +15,7 @@ namespace {
 
 // Waits on the ring until `fd` is ready for `events`.
 Task<absl::Status> WaitReady(int fd, unsigned events) {
-  int res = co_await Io([fd, events](io_uring_sqe* sqe) {
-    io_uring_prep_poll_add(sqe, fd, events);
-  });
+  int res = co_await Io(IoRequest::Poll(fd, events));
   if (res == -ECANCELED) co_return absl::CancelledError("wait cancelled");
   if (res < 0) co_return absl::ErrnoToStatus(-res, "poll(handoff channel)");
   co_return absl::OkStatus();
@@ -31,7 +29,9 @@ void CloseAll(std::vector<int>& fds) {
 }
 
 Channel::~Channel() {
-  if (fd_ >= 0) close(fd_);
+  if (fd_ < 0) return;
+  if (Reactor* reactor = Reactor::Current()) reactor->ForgetFd(fd_, true);
+  close(fd_);
 }
 
 absl::StatusOr<ChannelPair> CreateChannelPair() {

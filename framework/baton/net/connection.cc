@@ -89,7 +89,10 @@ Connection::Connection(Connection&& other) noexcept
 
 Connection::~Connection() {
   assert(!ops_in_flight() && "destroyed with kernel operations in flight");
-  if (fd_ >= 0) close(fd_);
+  if (fd_ >= 0) {
+    if (reactor_ != nullptr) reactor_->ForgetFd(fd_, /*closing=*/true);
+    close(fd_);
+  }
 }
 
 // --- Inbound ---
@@ -169,29 +172,25 @@ void Connection::MaybeArmRecv() {
     recv_paused_ = true;
     return;
   }
-  io_uring_sqe* sqe = reactor_->PrepareSqe(&recv_op_);
-  if (BufferRing* ring = reactor_->buffer_ring()) {
-    io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = ring->group_id();
-    // Multishot receive (Linux 6.0) implies IORING_RECVSEND_POLL_FIRST (5.19).
-    if (std::exchange(recv_poll_first_, false)) {
-      sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-    }
+  if (reactor_->buffer_ring() != nullptr) {
+    reactor_->Submit(
+        &recv_op_,
+        IoRequest::RecvMultishot(fd_, std::exchange(recv_poll_first_, false)));
   } else {
     if (!scratch_) scratch_.reset(new char[kScratchSize]);
-    io_uring_prep_recv(sqe, fd_, scratch_.get(), kScratchSize, 0);
+    reactor_->Submit(&recv_op_,
+                     IoRequest::Recv(fd_, scratch_.get(), kScratchSize));
   }
   recv_armed_ = true;
 }
 
 void Connection::OnRecv(int32_t res, uint32_t flags) {
   if (res > 0) {
-    if (flags & IORING_CQE_F_BUFFER) {
+    if (flags & kIoBuffer) {
       BufferRing* ring = reactor_->buffer_ring();
-      auto bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+      auto bid = static_cast<uint16_t>(flags >> kIoBufferShift);
       inbound_.Append(ring->View(bid, static_cast<size_t>(res)));
-      if ((recv_paused_ || stopping_) && (flags & IORING_CQE_F_MORE)) {
+      if ((recv_paused_ || stopping_) && (flags & kIoMore)) {
         // A cancel can keep missing a receive that a flooding sender keeps
         // busy. Holding its buffers back from the ring ends it for sure
         // (-ENOBUFS once the ring is dry), so a pause or a stop costs at
@@ -215,7 +214,7 @@ void Connection::OnRecv(int32_t res, uint32_t flags) {
   } else if (res != -ECANCELED) {
     error_ = absl::ErrnoToStatus(-res, "recv");
   }
-  if (!(flags & IORING_CQE_F_MORE)) {
+  if (!(flags & kIoMore)) {
     recv_armed_ = false;
     recv_cancel_attempts_ = 0;
     ReleaseHeldBuffers();
@@ -246,8 +245,8 @@ void Connection::MaybeSend() {
     if (queued_.empty()) return;
     std::swap(sending_, queued_);
   }
-  io_uring_prep_send(reactor_->PrepareSqe(&send_op_), fd_, sending_.data(),
-                     sending_.size(), MSG_NOSIGNAL);
+  reactor_->Submit(&send_op_,
+                   IoRequest::Send(fd_, sending_.data(), sending_.size()));
   send_inflight_ = true;
 }
 
@@ -333,12 +332,9 @@ void Connection::CancelRecv() {
   if (!recv_armed_ || recv_cancel_pending_) return;
   recv_cancel_pending_ = true;
   ++cancels_pending_;
-  io_uring_sqe* sqe = reactor_->PrepareSqe(&recv_cancel_op_);
-  if (recv_cancel_attempts_++ == 0) {
-    io_uring_prep_cancel(sqe, &recv_op_, 0);
-  } else {
-    io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
-  }
+  reactor_->Submit(&recv_cancel_op_, recv_cancel_attempts_++ == 0
+                                         ? IoRequest::Cancel(&recv_op_)
+                                         : IoRequest::CancelFd(fd_));
 }
 
 void Connection::OnRecvCancelDone(int32_t res, uint32_t /*flags*/) {
@@ -359,7 +355,7 @@ Connection::LifecycleAwaiter Connection::StopOperations() {
   CancelRecv();
   if (send_inflight_) {
     ++cancels_pending_;
-    io_uring_prep_cancel(reactor_->PrepareSqe(&cancel_op_), &send_op_, 0);
+    reactor_->Submit(&cancel_op_, IoRequest::Cancel(&send_op_));
   }
   return LifecycleAwaiter{this};
 }
@@ -369,6 +365,7 @@ Task<absl::StatusOr<DetachedConnection>> Connection::Detach() {
   Quiesce();
   co_await StopOperations();
   DetachedConnection d;
+  reactor_->ForgetFd(fd_, /*closing=*/false);
   d.fd = std::exchange(fd_, -1);
   d.service = service_;
   d.inbound = inbound_.ToString();
@@ -387,6 +384,7 @@ Task<void> Connection::Close() {
   if (fd_ < 0) co_return;
   Quiesce();
   co_await StopOperations();
+  reactor_->ForgetFd(fd_, /*closing=*/true);
   close(std::exchange(fd_, -1));
 }
 

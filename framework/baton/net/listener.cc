@@ -53,17 +53,17 @@ Listener::Listener(Listener&& other) noexcept
 Listener::~Listener() {
   assert(!armed_ && "Listener destroyed with an accept in flight");
   for (int fd : queued_) close(fd);
-  if (fd_ >= 0) close(fd_);
+  if (fd_ >= 0) {
+    if (reactor_ != nullptr) reactor_->ForgetFd(fd_, /*closing=*/true);
+    close(fd_);
+  }
 }
 
 void Listener::MaybeArm() {
   if (armed_ || stopping_ || fd_ < 0) return;
-  io_uring_sqe* sqe = reactor_->PrepareSqe(&accept_op_);
-  if (reactor_->features().multishot_accept) {
-    io_uring_prep_multishot_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  } else {
-    io_uring_prep_accept(sqe, fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  }
+  reactor_->Submit(
+      &accept_op_,
+      IoRequest::Accept(fd_, reactor_->features().multishot_accept));
   armed_ = true;
 }
 
@@ -75,7 +75,7 @@ void Listener::OnAccept(int32_t res, uint32_t flags) {
     // re-arms; the caller decides how long to back off.
     error_ = absl::ErrnoToStatus(-res, "accept");
   }
-  if (!(flags & IORING_CQE_F_MORE)) armed_ = false;
+  if (!(flags & kIoMore)) armed_ = false;
   waiter_.Wake();
   if (!armed_ && stopper_) reactor_->Post(std::exchange(stopper_, {}));
 }
@@ -114,9 +114,7 @@ Task<absl::StatusOr<Connection>> Connect(const Address& address,
   int fd = socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) co_return absl::ErrnoToStatus(errno, "socket");
   Connection conn(fd, options);
-  int res = co_await Io([&](io_uring_sqe* sqe) {
-    io_uring_prep_connect(sqe, fd, address.sa(), address.length());
-  });
+  int res = co_await Io(IoRequest::Connect(fd, address.sa(), address.length()));
   if (res < 0) {
     co_return absl::ErrnoToStatus(-res,
                                   absl::StrCat("connect ", address.ToString()));

@@ -69,7 +69,10 @@ class Listener {
   std::deque<int> TakeQueued() { return std::exchange(queued_, {}); }
   // Resumes accepting after StopAccepting (a handoff rolled back).
   void ResumeAccepting() { stopping_ = false; }
-  int ReleaseFd() { return std::exchange(fd_, -1); }
+  int ReleaseFd() {
+    if (reactor_ != nullptr && fd_ >= 0) reactor_->ForgetFd(fd_, false);
+    return std::exchange(fd_, -1);
+  }
 
  private:
   explicit Listener(int fd, const ListenerOptions& options);

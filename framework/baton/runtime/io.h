@@ -1,12 +1,13 @@
 // Awaiting one kernel operation from a coroutine.
 //
-// `co_await Io([&](io_uring_sqe* sqe) { io_uring_prep_connect(sqe, ...); })`
-// submits the prepared SQE and resumes with the CQE's `res` (negative errno
-// on failure). The record lives in the awaiting frame: no allocation. If the
+// `co_await Io(IoRequest::Connect(fd, addr, len))` submits the operation to
+// the reactor's backend and resumes with its result `res` (negative errno on
+// failure). The record lives in the awaiting frame: no allocation. If the
 // chain's StopState is stopped while waiting, the operation is cancelled and
-// the frame is still resumed exactly once, by the final CQE, whose `res` says
-// what really happened (-ECANCELED, or a result that beat the cancel). If the
-// chain was already stopped, nothing is submitted and `res` is -ECANCELED.
+// the frame is still resumed exactly once, by the final completion, whose
+// `res` says what really happened (-ECANCELED, or a result that beat the
+// cancel). If the chain was already stopped, nothing is submitted and `res`
+// is -ECANCELED. Single-shot operations only.
 //
 // For the framework's layers; applications see Connection, Listener, timers.
 #ifndef BATON_RUNTIME_IO_H_
@@ -23,11 +24,10 @@
 
 namespace baton {
 
-template <typename Prep>
 class IoAwaiter : private Operation, private StopCallback {
  public:
-  explicit IoAwaiter(Prep prep)
-      : Operation(&IoAwaiter::OnComplete), prep_(std::move(prep)) {
+  explicit IoAwaiter(const IoRequest& request)
+      : Operation(&IoAwaiter::OnComplete), request_(request) {
     on_stop = &IoAwaiter::OnStop;
   }
 
@@ -41,7 +41,7 @@ class IoAwaiter : private Operation, private StopCallback {
       return false;
     }
     reactor_ = Reactor::Current();
-    prep_(reactor_->PrepareSqe(this));
+    reactor_->Submit(this, request_);
     waiter_ = waiter;
     if (stop_ != nullptr) stop_->Register(this);
     return true;
@@ -49,6 +49,8 @@ class IoAwaiter : private Operation, private StopCallback {
 
   int32_t await_resume() noexcept { return res_; }
   uint32_t flags() const { return flags_; }
+  // Whether the operation reached the backend (false for a stopped chain).
+  bool submitted() const { return reactor_ != nullptr; }
 
  private:
   static void OnComplete(Operation* op, int32_t res, uint32_t flags) {
@@ -63,7 +65,7 @@ class IoAwaiter : private Operation, private StopCallback {
     self->reactor_->CancelOperation(self);
   }
 
-  Prep prep_;
+  IoRequest request_;
   Reactor* reactor_ = nullptr;
   StopState* stop_ = nullptr;
   std::coroutine_handle<> waiter_;
@@ -71,10 +73,7 @@ class IoAwaiter : private Operation, private StopCallback {
   uint32_t flags_ = 0;
 };
 
-template <typename Prep>
-IoAwaiter<Prep> Io(Prep prep) {
-  return IoAwaiter<Prep>(std::move(prep));
-}
+inline IoAwaiter Io(const IoRequest& request) { return IoAwaiter(request); }
 
 }  // namespace baton
 

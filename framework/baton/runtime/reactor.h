@@ -1,26 +1,29 @@
-// Reactor: one io_uring per thread, driving baton coroutines.
+// Reactor: one event loop per thread, driving baton coroutines.
 //
-// A Reactor is created on, and used only from, the thread that runs it (the
-// ring is SINGLE_ISSUER where the kernel allows). Each loop turn runs the
-// ready queue, then submits and waits with one syscall, then dispatches the
-// completions it reaped. Every in-flight kernel operation carries a pointer
-// to an Operation record (owned by the awaiting frame or the object that
-// issued it); the reactor calls that record's completion function for each
-// CQE. Records must outlive their final CQE: see stop.h for the cancellation
-// contract that guarantees it.
+// A Reactor is created on, and used only from, the thread that runs it. Each
+// loop turn runs the ready queue, then lets its backend submit and wait (one
+// syscall), then dispatches the completions. Every in-flight kernel operation
+// carries a pointer to an Operation record (owned by the awaiting frame or
+// the object that issued it); the reactor calls that record's completion
+// function for each completion. Records must outlive their final completion:
+// see stop.h for the cancellation contract that guarantees it.
 //
-// Kernel features are probed once at creation, never assumed: setup flags are
-// retried without the newer ones, and multishot accept / multishot recv with
-// a provided-buffer ring are used only where a real probe succeeds (otherwise
-// the net layer falls back to single-shot operations). ReactorOptions can
-// switch features off, which is how the tests exercise the fallbacks.
+// The backend (runtime/backend/) is io_uring, or epoll where io_uring is
+// refused: ReactorOptions::backend, BATON_BACKEND=io_uring|epoll, and by
+// default io_uring unless io_uring_setup fails with EPERM, ENOSYS, EACCES or
+// ENOMEM (seccomp profiles, kernel.io_uring_disabled, RLIMIT_MEMLOCK), which
+// is logged once with the reason. Kernel features are probed once at
+// creation, never assumed: io_uring setup flags are retried without the
+// newer ones, and multishot accept / multishot recv with a provided-buffer
+// ring are used only where a real probe succeeds (otherwise the net layer
+// falls back to single-shot operations, which is all epoll has).
+// ReactorOptions can switch features off, which is how the tests exercise
+// the fallbacks.
 //
 //   auto reactor = Reactor::Create(ReactorOptions::FromEnv());
 //   int v = (*reactor)->BlockOn(SomeTask());   // or Run() until Stop()
 #ifndef BATON_RUNTIME_REACTOR_H_
 #define BATON_RUNTIME_REACTOR_H_
-
-#include <liburing.h>
 
 #include <atomic>
 #include <coroutine>
@@ -37,13 +40,19 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "baton/runtime/backend/backend.h"
 #include "baton/runtime/task.h"
 
 namespace baton {
 
 class BufferRing;
 
+// kAuto: io_uring, or epoll where io_uring_setup is refused (see above).
+enum class BackendChoice { kAuto, kIoUring, kEpoll };
+
 struct ReactorOptions {
+  BackendChoice backend = BackendChoice::kAuto;
+
   // Submission queue entries; the completion queue gets four times as many
   // because multishot operations complete in bursts.
   unsigned sq_entries = 2048;
@@ -58,18 +67,10 @@ struct ReactorOptions {
   bool disable_defer_taskrun = false;
   bool disable_single_issuer = false;
 
-  // Reads BATON_DISABLE (comma-separated: multishot_recv, multishot_accept,
-  // defer_taskrun, single_issuer) on top of the defaults.
+  // Reads BATON_BACKEND (io_uring, epoll or auto) and BATON_DISABLE
+  // (comma-separated: multishot_recv, multishot_accept, defer_taskrun,
+  // single_issuer) on top of the defaults.
   static ReactorOptions FromEnv();
-};
-
-// What this reactor's ring actually uses.
-struct ReactorFeatures {
-  unsigned setup_flags = 0;
-  bool multishot_accept = false;
-  bool multishot_recv = false;  // with a provided-buffer ring
-  bool nodrop = false;          // IORING_FEAT_NODROP
-  std::string ToString() const;
 };
 
 // The record a kernel operation points at. `complete` runs on the reactor
@@ -119,17 +120,25 @@ class Reactor {
   // The reactor whose loop runs on this thread (set by Create).
   static Reactor* Current();
 
-  const ReactorFeatures& features() const { return features_; }
+  const ReactorFeatures& features() const { return backend_->features(); }
+  BackendKind backend() const { return features().backend; }
   const ReactorOptions& options() const { return options_; }
-  BufferRing* buffer_ring() { return buffer_ring_.get(); }
+  BufferRing* buffer_ring() { return backend_->buffer_ring(); }
 
   // --- For awaitables and the net layer (reactor thread only). ---
-  // A free SQE whose user_data points at `op` (nullptr: completion ignored).
-  // Never null: a full SQ is submitted to make room.
-  io_uring_sqe* PrepareSqe(Operation* op);
-  // Asks the kernel to cancel `op` (by user_data, a hash lookup). The target
-  // still delivers its final CQE.
-  void CancelOperation(Operation* op);
+  // Starts `request`; its completions go to `op` (nullptr: none).
+  void Submit(Operation* op, const IoRequest& request) {
+    if (op != nullptr) ++inflight_;
+    backend_->Submit(op, request);
+  }
+  // Asks the kernel to cancel `op`. The target still delivers its final
+  // completion.
+  void CancelOperation(Operation* op) {
+    backend_->Submit(nullptr, IoRequest::Cancel(op));
+  }
+  // Before an fd that had operations here is closed (`closing`) or handed
+  // to another reactor or process: see backend.h.
+  void ForgetFd(int fd, bool closing) { backend_->ForgetFd(fd, closing); }
   // Resumes `h` on a later loop turn.
   void Post(std::coroutine_handle<> h);
   // Queues `t` to fire `after` from now (at the earliest on the next turn),
@@ -163,34 +172,23 @@ class Reactor {
  private:
   explicit Reactor(const ReactorOptions& options);
   absl::Status Init();
-  void ProbeFeatures();
   void RunReady();
-  void Reap();
-  void ArmWakeup();
-  void OnWakeup(int32_t res, uint32_t flags);
   void RunRemote();
-  void Dispatch(const struct io_uring_cqe& cqe);
-  void StashCompletions();
+  static void Dispatch(void* reactor, Operation* op, int32_t res,
+                       uint32_t flags);
   void FireTimers();
-  // The wait for at least one completion, bounded by the earliest timer.
-  int SubmitAndWait();
+  // How long the backend may wait: 0 with work ready, the earliest timer's
+  // distance, or -1 (until something completes).
+  int64_t WaitBound() const;
 
   ReactorOptions options_;
-  ReactorFeatures features_;
-  io_uring ring_{};
-  bool ring_ready_ = false;
-  std::unique_ptr<BufferRing> buffer_ring_;
+  std::unique_ptr<Backend> backend_;
   std::deque<std::coroutine_handle<>> ready_;
-  std::vector<io_uring_cqe>
-      stashed_;  // reaped while making SQ room, dispatched later
   int64_t inflight_ = 0;
   uint64_t recv_no_buffers_ = 0;
   absl::btree_set<std::pair<int64_t, Timer*>> timers_;
 
-  // Cross-thread wake-ups: an eventfd read kept armed on the ring.
-  int wake_fd_ = -1;
-  uint64_t wake_value_ = 0;
-  MemberOperation<Reactor, &Reactor::OnWakeup> wake_op_{this};
+  // Cross-thread work: queued here, announced by Backend::Wake().
   std::mutex remote_mu_;
   std::vector<absl::AnyInvocable<void()>> remote_;
   std::atomic<bool> remote_pending_{false};  // remote_ may be non-empty

@@ -1,5 +1,6 @@
 #include "baton/runtime/signals.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -17,26 +18,32 @@ absl::StatusOr<std::unique_ptr<SignalReader>> SignalReader::Create(
   if (int err = pthread_sigmask(SIG_BLOCK, &mask, nullptr); err != 0) {
     return absl::ErrnoToStatus(err, "pthread_sigmask");
   }
-  int fd = signalfd(-1, &mask, SFD_CLOEXEC);
+  // Non-blocking: read when poll says a signal is pending (the same on
+  // every backend).
+  int fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   if (fd < 0) return absl::ErrnoToStatus(errno, "signalfd");
   return std::unique_ptr<SignalReader>(new SignalReader(fd, mask));
 }
 
 SignalReader::~SignalReader() {
+  if (Reactor* reactor = Reactor::Current()) reactor->ForgetFd(fd_, true);
   close(fd_);
   pthread_sigmask(SIG_UNBLOCK, &mask_, nullptr);
 }
 
 Task<absl::StatusOr<int>> SignalReader::Next() {
-  int res = co_await Io([this](io_uring_sqe* sqe) {
-    io_uring_prep_read(sqe, fd_, &info_, sizeof(info_), 0);
-  });
-  if (res == -ECANCELED)
-    co_return absl::CancelledError("signal wait cancelled");
-  if (res < 0) co_return absl::ErrnoToStatus(-res, "read(signalfd)");
-  if (res != sizeof(info_))
-    co_return absl::InternalError("short signalfd read");
-  co_return static_cast<int>(info_.ssi_signo);
+  while (true) {
+    ssize_t n = read(fd_, &info_, sizeof(info_));
+    if (n == sizeof(info_)) co_return static_cast<int>(info_.ssi_signo);
+    if (n >= 0) co_return absl::InternalError("short signalfd read");
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN) co_return absl::ErrnoToStatus(errno, "read(signalfd)");
+    int res = co_await Io(IoRequest::Poll(fd_, POLLIN));
+    if (res == -ECANCELED) {
+      co_return absl::CancelledError("signal wait cancelled");
+    }
+    if (res < 0) co_return absl::ErrnoToStatus(-res, "poll(signalfd)");
+  }
 }
 
 }  // namespace baton

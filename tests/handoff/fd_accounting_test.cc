@@ -38,8 +38,9 @@ constexpr int kConnections = 40;
 constexpr int kRestarts = 3;
 constexpr absl::Duration kWait = absl::Seconds(60);
 
-// How many descriptors a serving process holds: stdio, a ring and an
-// eventfd per reactor, the signalfd, the listeners and the connections.
+// How many descriptors a serving process holds: stdio, a ring (or an epoll
+// instance) and an eventfd per reactor, the signalfd, the listeners and the
+// connections.
 int ExpectedDescriptors(const std::set<uint64_t>& listeners) {
   return 3 + 2 * kThreads + 1 + static_cast<int>(listeners.size()) +
          kConnections;
@@ -84,7 +85,7 @@ void ExpectExactDescriptors(pid_t pid, const ServerProcess& server,
          "established connections";
 
   // The runtime's own descriptors.
-  EXPECT_EQ(census->io_uring, kThreads);
+  EXPECT_EQ(census->event_queues, kThreads);
   EXPECT_EQ(census->eventfd, kThreads);
   EXPECT_EQ(census->signalfd, 1);
 

@@ -179,12 +179,20 @@ int ConnectSmallReceiveBuffer(const Address& to) {
   return fd;
 }
 
-TEST(UnsentOutboundTest, QueuedEchoMovesWithTheConnectionAndArrivesInOrder) {
+// Param: whether each new process runs the other backend (io_uring ->
+// epoll -> io_uring), so the unsent bytes cross backends too.
+class UnsentOutboundTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(UnsentOutboundTest, QueuedEchoMovesWithTheConnectionAndArrivesInOrder) {
   const uint32_t seed = TestSeed(5200);
   SCOPED_TRACE(SeedTrace(seed));
   const std::string payload = Payload(seed, kTotal);
   TestDirectory dir;
-  ServerProcess server(EchoServer(dir.path(), EchoArgs(1)));
+  std::vector<std::string> env;
+  if (GetParam()) {
+    env = {"BATON_BACKEND=io_uring", "BATON_HANDOFF_ALTERNATE_BACKEND=1"};
+  }
+  ServerProcess server(EchoServer(dir.path(), EchoArgs(1), env));
   ASSERT_OK(server.Start());
 
   int fd = ConnectSmallReceiveBuffer(server.address());
@@ -248,7 +256,13 @@ TEST(UnsentOutboundTest, QueuedEchoMovesWithTheConnectionAndArrivesInOrder) {
 // either way: its client keeps sending). Fixed in 92e1a46 (Connection::
 // PrepareToWait() calls MaybeSend()); see also
 // DetachAdoptTest.AdoptedOutboundIsSentWithoutNewWrites.
-TEST(UnsentOutboundTest, QueuedReplyIsSentWithoutFurtherInput) {
+INSTANTIATE_TEST_SUITE_P(Backends, UnsentOutboundTest, ::testing::Bool(),
+                         [](const auto& info) {
+                           return std::string(info.param ? "Alternating"
+                                                         : "SameBackend");
+                         });
+
+TEST(UnsentOutboundReplyTest, QueuedReplyIsSentWithoutFurtherInput) {
   const uint32_t seed = TestSeed(5201);
   SCOPED_TRACE(SeedTrace(seed));
   const std::string payload = Payload(seed, 32u << 20);

@@ -901,8 +901,9 @@ absl::StatusOr<FdCensus> TakeFdCensus(pid_t pid) {
     if (absl::StartsWith(link, "socket:[") &&
         absl::SimpleAtoi(link.substr(8, link.size() - 9), &inode)) {
       census.sockets.insert(inode);
-    } else if (link == "anon_inode:[io_uring]") {
-      ++census.io_uring;
+    } else if (link == "anon_inode:[io_uring]" ||
+               link == "anon_inode:[eventpoll]") {
+      ++census.event_queues;
     } else if (link == "anon_inode:[eventfd]") {
       ++census.eventfd;
     } else if (link == "anon_inode:[signalfd]") {

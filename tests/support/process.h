@@ -289,10 +289,10 @@ absl::StatusOr<pid_t> SpawnTool(const std::vector<std::string>& argv,
 struct FdCensus {
   std::map<int, std::string> links;  // fd -> readlink target
   std::multiset<uint64_t> sockets;   // "socket:[N]" inodes, per fd
-  int io_uring = 0;                  // anon_inode:[io_uring]
-  int eventfd = 0;                   // anon_inode:[eventfd]
-  int signalfd = 0;                  // anon_inode:[signalfd]
-  std::vector<std::string> other;    // "fd -> target" for everything else
+  int event_queues = 0;  // a reactor's anon_inode:[io_uring] or [eventpoll]
+  int eventfd = 0;       // anon_inode:[eventfd]
+  int signalfd = 0;      // anon_inode:[signalfd]
+  std::vector<std::string> other;  // "fd -> target" for everything else
   int total() const { return static_cast<int>(links.size()); }
   std::string ToString() const;
 };

@@ -72,13 +72,22 @@ Task<absl::StatusOr<Message>> Expect(Channel& channel, MessageType type,
 absl::StatusOr<pid_t> SpawnChild(const SupervisorOptions& options,
                                  int channel_fd, const std::string& fault) {
   std::vector<std::string> env;
+  const bool alternate = getenv(kAlternateBackendEnv) != nullptr;
   for (char** e = environ; *e != nullptr; ++e) {
     absl::string_view kv(*e);
     if (absl::StartsWith(kv, absl::StrCat(kChannelEnv, "=")) ||
-        absl::StartsWith(kv, absl::StrCat(kFaultEnv, "="))) {
+        absl::StartsWith(kv, absl::StrCat(kFaultEnv, "=")) ||
+        (alternate && absl::StartsWith(kv, "BATON_BACKEND="))) {
       continue;
     }
     env.emplace_back(kv);
+  }
+  if (alternate) {
+    // Each new process runs the other backend: handoffs across backends,
+    // for tests and demos.
+    env.push_back(Reactor::Current()->backend() == BackendKind::kEpoll
+                      ? "BATON_BACKEND=io_uring"
+                      : "BATON_BACKEND=epoll");
   }
   env.push_back(absl::StrCat(kChannelEnv, "=", channel_fd));
   if (!fault.empty()) env.push_back(absl::StrCat(kFaultEnv, "=", fault));
@@ -149,11 +158,11 @@ absl::StatusOr<std::string> ReadSealedMemfd(int fd) {
   return bytes;
 }
 
-// Fault injection (child:ack_after_parent_exit): blocks until the process
-// that started this one has exited, so that a following send finds the
-// channel closed.
-void WaitForParentExit() {
-  const pid_t parent = getppid();
+// Fault injection (child:ack_after_parent_exit): blocks until `parent`, the
+// process that started this one (asked before it could die), has exited, so
+// that a following send finds the channel closed.
+void WaitForParentExit(pid_t parent) {
+  if (getppid() != parent) return;  // already gone: we were re-parented
   const int fd = static_cast<int>(syscall(SYS_pidfd_open, parent, 0));
   if (fd < 0) return;  // already gone
   pollfd p{fd, POLLIN, 0};
@@ -743,7 +752,8 @@ Task<absl::Status> Supervisor::FinishInheriting() {
     }
     adopted += (*range)[1];
     if (adopted == count) Fault::Hit(Side::kChild, "before_final_ack");
-    if (Fault::Take(Side::kChild, "ack_after_parent_exit")) WaitForParentExit();
+    if (Fault::Take(Side::kChild, "ack_after_parent_exit"))
+      WaitForParentExit(parent);
     s = co_await channel.Send(Make(MessageType::kAck, EncodeU32s(adopted)));
     if (absl::IsUnavailable(s)) {
       // The old process died after sending the batch: what arrived is ours.

@@ -68,6 +68,11 @@
 namespace baton::handoff {
 
 inline constexpr const char* kChannelEnv = "BATON_HANDOFF_FD";
+// Set (to anything): each new process runs the other reactor backend than
+// its parent (BATON_BACKEND=epoll after io_uring and back), to test and show
+// handoffs across backends.
+inline constexpr const char* kAlternateBackendEnv =
+    "BATON_HANDOFF_ALTERNATE_BACKEND";
 
 // Application-wide state that moves with a handoff.
 struct AppHooks {

@@ -15,9 +15,10 @@ import subprocess
 import sys
 import time
 
-PEER_ORDER = ["baton", "epoll", "asio_epoll", "asio_uring"]
+PEER_ORDER = ["baton", "baton_epoll", "epoll", "asio_epoll", "asio_uring"]
 LABEL = {
     "baton": "baton-echo --threads 1",
+    "baton_epoll": "baton-echo, epoll backend (BATON_BACKEND=epoll)",
     "epoll": "epoll_echo (plain epoll, C++)",
     "asio_epoll": "Asio 1.22 coroutines, epoll",
     "asio_uring": "Asio 1.22 coroutines, io_uring",
@@ -259,6 +260,37 @@ def main():
     r = cpu_ratio.get("epoll")
     goals.append(("server CPU/msg at fixed rate ≤ 0.8× epoll", fmt_ratio(r),
                   r is not None and r[0] <= 0.8))
+
+    # --- The epoll backend against the plain epoll peer ---
+    if "baton_epoll" in servers and "epoll" in servers:
+        w("## baton's epoll backend against plain epoll
+")
+        w("The same `baton-echo` with `BATON_BACKEND=epoll`, against "
+          "`epoll_echo`, in the same rounds (ratios baton_epoll/epoll per "
+          "round); the io_uring backend against it is the `baton/peer` "
+          "column of the `baton_epoll` rows above.
+")
+        w("| load | epoll backend / epoll_echo | goal |")
+        w("|---|---|---|")
+        for k in ("1", "16"):
+            be = by_round(rows, "echo", "baton_epoll", inflight=k)
+            ep = by_round(rows, "echo", "epoll", inflight=k)
+            r = ratio_summary([(num(be[i]["msgs_per_sec"]),
+                                num(ep[i]["msgs_per_sec"]))
+                               for i in be if i in ep])
+            w(f"| echo throughput, {k} in flight | {fmt_ratio(r)} | ≥ 0.95× |")
+            goals.append((f"epoll backend: echo, {k} in flight ≥ 0.95× "
+                          "epoll_echo", fmt_ratio(r),
+                          r is not None and r[0] >= 0.95))
+        be = by_round(rows, "cpu", "baton_epoll")
+        ep = by_round(rows, "cpu", "epoll")
+        r = ratio_summary([(cpu_us_per_msg(be[i]), cpu_us_per_msg(ep[i]))
+                           for i in be if i in ep])
+        w(f"| server CPU per message at the fixed rate | {fmt_ratio(r)} | "
+          "≤ 1.05× |\n")
+        goals.append(("epoll backend: CPU/msg at fixed rate ≤ 1.05× "
+                      "epoll_echo", fmt_ratio(r),
+                      r is not None and r[0] <= 1.05))
 
     # --- Sweep ---
     sweep = {}

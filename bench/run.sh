@@ -68,11 +68,12 @@ cmake --build "${build}" --target "${targets[@]}" > "${out}/build.log" 2>&1 ||
 load="${build}/bench/load/baton-load"
 declare -A server_cmd=(
   [baton]="${build}/apps/echo/baton-echo --threads 1"
+  [baton_epoll]="env BATON_BACKEND=epoll ${build}/apps/echo/baton-echo --threads 1"
   [epoll]="${build}/bench/peers/epoll_echo"
   [asio_epoll]="${build}/bench/peers/asio_epoll"
   [asio_uring]="${build}/bench/peers/asio_uring"
 )
-servers=(baton epoll)
+servers=(baton baton_epoll epoll)
 for s in asio_epoll asio_uring; do
   if [[ -x "${build}/bench/peers/${s}" ]]; then servers+=("${s}");
   else note "peer ${s} not built (libasio-dev missing)"; fi

@@ -112,10 +112,21 @@ class EpollBackend final : public Backend {
       default:
         break;
     }
+    if (r.kind == IoRequest::Kind::kRecv) {
+      // The last receive left the socket empty: any byte since then raised
+      // an edge, so waiting is as good as trying (one syscall less per
+      // message).
+      auto it = fds_.find(r.fd);
+      if (it != fds_.end() && std::exchange(it->second.drained, false)) {
+        Park(op, r);
+        return;
+      }
+    }
     const int32_t res = Attempt(r);
     if (res == -EAGAIN) {
       Park(op, r);
     } else {
+      NoteReceived(r, res);
       Done(op, res);
     }
   }
@@ -148,8 +159,16 @@ class EpollBackend final : public Backend {
       auto it = fds_.find(fd);
       if (it == fds_.end()) continue;  // a stale registration: nothing waits
       const uint32_t ev = events[i].events;
-      if ((ev & kInputReady) && it->second.in.op != nullptr) {
-        Retry(fd, &it->second.in);
+      // A hang-up or error: an EOF may wait behind the data, raising no
+      // further edge, so receives on this fd always try first from now on.
+      if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) it->second.hung_up = true;
+      if (ev & kInputReady) {
+        if (it->second.in.op != nullptr) {
+          Retry(fd, &it->second.in);
+        } else {
+          // An edge with no receive waiting: the next one must try.
+          it->second.drained = false;
+        }
       }
       // Retry() may complete and its completion will run later: the map
       // entry is still valid here (only ForgetFd erases, never Wait).
@@ -174,11 +193,12 @@ class EpollBackend final : public Backend {
     if (it == fds_.end()) return;
     if (it->second.in.op != nullptr) parked_.erase(it->second.in.op);
     if (it->second.out.op != nullptr) parked_.erase(it->second.out.op);
+    const bool registered = it->second.registered;
     fds_.erase(it);
     // A closed descriptor leaves the epoll set by itself once its file has
     // no other reference; one that lives on (handed to another reactor or
     // process) must be taken out.
-    if (!closing) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    if (!closing && registered) epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
   }
 
  private:
@@ -189,6 +209,11 @@ class EpollBackend final : public Backend {
   };
   struct FdState {
     Parked in, out;
+    bool registered = false;
+    // The last receive read less than it asked for and no input edge came
+    // since: the socket is known empty.
+    bool drained = false;
+    bool hung_up = false;  // an RDHUP, HUP or ERR event was seen
   };
   struct Finished {
     Operation* op;
@@ -246,9 +271,23 @@ class EpollBackend final : public Backend {
     Park(op, r, /*connecting=*/true);
   }
 
+  // A receive that got less than it asked for emptied the socket of data.
+  // An EOF can still be pending behind it (its edge came with the data's):
+  // either its RDHUP edge was seen (hung_up) or it is still to be reported
+  // (registration reports it too).
+  void NoteReceived(const IoRequest& r, int32_t res) {
+    if (r.kind == IoRequest::Kind::kRecv && res > 0 &&
+        static_cast<size_t>(res) < r.len) {
+      FdState& st = fds_[r.fd];
+      st.drained = !st.hung_up;
+    }
+  }
+
   void Park(Operation* op, const IoRequest& r, bool connecting = false) {
-    auto [it, added] = fds_.try_emplace(r.fd);
-    if (added) {
+    auto it = fds_.try_emplace(r.fd).first;
+    if (!it->second.registered) {
+      // Registering reports the fd's current readiness too (an edge that
+      // happened before is not lost).
       epoll_event ev{};
       ev.events = kEvents;
       ev.data.fd = r.fd;
@@ -258,6 +297,7 @@ class EpollBackend final : public Backend {
         Done(op, res);
         return;
       }
+      it->second.registered = true;
     }
     Parked& slot = IsInput(r) ? it->second.in : it->second.out;
     if (slot.op != nullptr) {
@@ -283,7 +323,9 @@ class EpollBackend final : public Backend {
       if (res == -EAGAIN) return;
     }
     Operation* op = std::exchange(p->op, nullptr);
+    const IoRequest request = p->request;
     parked_.erase(op);
+    NoteReceived(request, res);  // may add to fds_: `p` is not used after
     Done(op, res);
   }
 

@@ -171,6 +171,20 @@ void WaitForParentExit(pid_t parent) {
   close(fd);
 }
 
+// The record of a completed handoff, as either side counted it.
+HandoffRecord CompletedRecord(HandoffRecord::Role role, int32_t peer,
+                              const HandoffStats& stats) {
+  return {.role = role,
+          .ok = true,
+          .peer_pid = peer,
+          .restart = static_cast<uint32_t>(stats.restarts),
+          .connections = static_cast<uint32_t>(stats.connections),
+          .listeners = static_cast<uint32_t>(stats.listeners),
+          .inbound_bytes = stats.inbound_bytes,
+          .outbound_bytes = stats.outbound_bytes,
+          .app_state_bytes = stats.app_state_bytes};
+}
+
 const char* SignalName(int signo) {
   return signo == SIGHUP ? "SIGHUP" : signo == SIGUSR2 ? "SIGUSR2" : "signal";
 }
@@ -601,18 +615,12 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   frozen->clear();
   co_await server_.Abandon();
   SetStats(stats);
-  Record({.role = HandoffRecord::Role::kParent,
-          .ok = true,
-          .peer_pid = child.pid,
-          .restart = static_cast<uint32_t>(stats.restarts),
-          .connections = static_cast<uint32_t>(stats.connections),
-          .listeners = static_cast<uint32_t>(stats.listeners),
-          .inbound_bytes = stats.inbound_bytes,
-          .outbound_bytes = stats.outbound_bytes,
-          .app_state_bytes = stats.app_state_bytes,
-          .ready = t_ready - t_start,
-          .freeze = t_frozen - t_ready,
-          .transfer = t_acked - t_frozen});
+  HandoffRecord done = CompletedRecord(HandoffRecord::Role::kParent,
+                                       child.pid, stats);
+  done.ready = t_ready - t_start;
+  done.freeze = t_frozen - t_ready;
+  done.transfer = t_acked - t_frozen;
+  Record(std::move(done));
   const absl::Time t_end = absl::Now();
   // The pause clients see ends in the child, which logs it.
   Log("handoff to pid %d complete: %d connections (%d with unread bytes), "
@@ -783,17 +791,11 @@ Task<absl::Status> Supervisor::FinishInheriting() {
   const absl::Duration freeze_start = absl::Microseconds(
       (static_cast<uint64_t>((*header)[3]) << 32) | (*header)[2]);
   SetStats(stats);
-  Record({.role = HandoffRecord::Role::kChild,
-          .ok = true,
-          .peer_pid = static_cast<int32_t>(parent),
-          .restart = static_cast<uint32_t>(stats.restarts),
-          .connections = static_cast<uint32_t>(stats.connections),
-          .listeners = static_cast<uint32_t>(stats.listeners),
-          .inbound_bytes = stats.inbound_bytes,
-          .outbound_bytes = stats.outbound_bytes,
-          .app_state_bytes = stats.app_state_bytes,
-          .transfer = absl::Now() - t_start,
-          .paused = served - freeze_start});
+  HandoffRecord took = CompletedRecord(HandoffRecord::Role::kChild,
+                                       static_cast<int32_t>(parent), stats);
+  took.transfer = absl::Now() - t_start;
+  took.paused = served - freeze_start;
+  Record(std::move(took));
   Log("handoff: took over %d connections (%d inbound bytes, %d outbound "
       "bytes), %d listeners, app state %d bytes in %.2f ms; clients paused "
       "%.2f ms (freeze in the old process to every connection served here, "

@@ -208,17 +208,21 @@ size_t RecheckFrom(size_t line_start, size_t scanned) {
 }
 
 // Finds the LF ending the line that starts at `line_start`, looking only
-// below `end`; resumes at `*scanned`.
+// below `end`; resumes at `*scanned`. Counts the bytes searched in
+// `*examined`.
 size_t FindLineEnd(std::string_view in, size_t line_start, size_t end,
-                   size_t* scanned) {
+                   size_t* scanned, uint64_t* examined) {
   size_t from = std::max(line_start, *scanned);
   if (from >= end) return std::string_view::npos;
   const void* p = std::memchr(in.data() + from, '\n', end - from);
   if (p == nullptr) {
+    *examined += end - from;
     *scanned = end;
     return std::string_view::npos;
   }
-  return static_cast<size_t>(static_cast<const char*>(p) - in.data());
+  const auto nl = static_cast<size_t>(static_cast<const char*>(p) - in.data());
+  *examined += nl + 1 - from;
+  return nl;
 }
 
 // Scans the header section line by line; sets state->head_size when the
@@ -230,8 +234,9 @@ ParseResult ScanHead(std::string_view in, const Limits& limits,
     const size_t start = st->line_start;
     const size_t end = std::min(in.size(), limits.max_header_bytes);
     const size_t unchecked = RecheckFrom(start, st->scanned);
-    size_t nl = FindLineEnd(in, start, end, &st->scanned);
+    size_t nl = FindLineEnd(in, start, end, &st->scanned, &st->bytes_examined);
     if (nl == std::string_view::npos) {
+      st->bytes_examined += end > unchecked ? end - unchecked : 0;
       if (!PartialLineOk(in, unchecked, end, !st->have_request_line)) {
         return Error(400, st->have_request_line
                               ? "invalid character in header field"
@@ -246,6 +251,7 @@ ParseResult ScanHead(std::string_view in, const Limits& limits,
       return Error(400, "line not terminated by CRLF");
     }
     std::string_view line = in.substr(start, nl - 1 - start);
+    st->bytes_examined += line.size();  // parsed below
     st->line_start = nl + 1;
     st->scanned = nl + 1;
     std::string_view reason;
@@ -294,6 +300,7 @@ bool ParseContentLength(std::string_view field, uint64_t* value, bool* have) {
 // the body's framing into `st`. 0 or an error status with `reason`.
 int ParseHead(std::string_view head, const Limits& limits, Request* req,
               ParseState* st, std::string_view* reason) {
+  st->bytes_examined += 2 * head.size();  // the LF search and the lines
   req->headers.clear();
   req->headers.reserve(std::min<size_t>(st->fields, kMaxHeaderFields));
   size_t pos = 0;
@@ -414,7 +421,8 @@ ParseResult DecodeChunked(std::string_view in, const Limits& limits,
     switch (st->chunk) {
       case ParseState::Chunk::kSizeLine: {
         const size_t end = std::min(in.size(), st->pos + kMaxChunkLine);
-        size_t nl = FindLineEnd(in, st->pos, end, &st->scanned);
+        size_t nl =
+            FindLineEnd(in, st->pos, end, &st->scanned, &st->bytes_examined);
         if (nl == std::string_view::npos) {
           if (in.size() - st->pos >= kMaxChunkLine) {
             return Error(400, "chunk size line too long");
@@ -425,6 +433,7 @@ ParseResult DecodeChunked(std::string_view in, const Limits& limits,
           return Error(400, "chunk size line not terminated by CRLF");
         }
         std::string_view line = in.substr(st->pos, nl - 1 - st->pos);
+        st->bytes_examined += line.size();
         uint64_t size = 0;
         size_t i = 0;
         for (; i < line.size(); ++i) {
@@ -465,6 +474,7 @@ ParseResult DecodeChunked(std::string_view in, const Limits& limits,
             std::min<uint64_t>(st->chunk_left, in.size() - st->pos));
         if (n == 0) return NeedMore(*st);
         st->decoded.append(in.substr(st->pos, n));
+        st->bytes_examined += n;
         st->pos += n;
         st->chunk_left -= n;
         st->scanned = st->pos;
@@ -474,6 +484,7 @@ ParseResult DecodeChunked(std::string_view in, const Limits& limits,
       }
       case ParseState::Chunk::kDataEnd: {
         size_t avail = in.size() - st->pos;
+        ++st->bytes_examined;
         if (avail >= 1 && in[st->pos] != '\r') {
           return Error(400, "chunk data not followed by CRLF");
         }
@@ -496,8 +507,10 @@ ParseResult DecodeChunked(std::string_view in, const Limits& limits,
                                 : 0;
         const size_t end = std::min(in.size(), st->pos + room);
         const size_t unchecked = RecheckFrom(st->pos, st->scanned);
-        size_t nl = FindLineEnd(in, st->pos, end, &st->scanned);
+        size_t nl =
+            FindLineEnd(in, st->pos, end, &st->scanned, &st->bytes_examined);
         if (nl == std::string_view::npos) {
+          st->bytes_examined += end > unchecked ? end - unchecked : 0;
           if (!PartialLineOk(in, unchecked, end, false)) {
             return Error(400, "invalid character in trailer field");
           }
@@ -510,6 +523,7 @@ ParseResult DecodeChunked(std::string_view in, const Limits& limits,
           return Error(400, "line not terminated by CRLF");
         }
         std::string_view line = in.substr(st->pos, nl - 1 - st->pos);
+        st->bytes_examined += line.size();
         st->trailer_bytes += nl + 1 - st->pos;
         st->pos = nl + 1;
         st->scanned = st->pos;
@@ -561,7 +575,9 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits,
   // A state that belongs to a longer input than this one is stale.
   if (in.size() <
       std::max({st->line_start, st->scanned, st->pos, st->head_size})) {
+    const uint64_t examined = st->bytes_examined;
     *st = ParseState();
+    st->bytes_examined = examined;
   }
   Request request;
   bool have_request = false;
@@ -599,9 +615,11 @@ ParseResult ParseRequest(std::string_view in, const Limits& limits,
     ParseState again;  // the head parsed before; it parses the same again
     (void)ParseHead(in.substr(0, st->head_size), limits, &request, &again,
                     &reason);
+    st->bytes_examined += again.bytes_examined;
   }
   if (st->body == ParseState::Body::kLength) {
     request.body.assign(in.substr(st->head_size, st->content_length));
+    st->bytes_examined += st->content_length;
   } else if (st->body == ParseState::Body::kChunked) {
     request.body = std::move(st->decoded);
   }

@@ -36,7 +36,10 @@
 // remembers how far scanning got, so each byte is examined a bounded number
 // of times however the input is split. Reset it (`*state = {}`) whenever
 // the front of the input changes (after consuming a request); a state is
-// finished once its request is complete.
+// finished once its request is complete. `bytes_examined` counts the bytes
+// the parser read for it (searched, checked, parsed or copied), so tests can
+// check that the total is linear in the request's size (at most a few
+// times its bytes plus a few per call; tests/httpd/http_parser_linear_test).
 #ifndef APPS_HTTPD_HTTP_PARSER_H_
 #define APPS_HTTPD_HTTP_PARSER_H_
 
@@ -112,6 +115,8 @@ struct ParseState {
   size_t trailer_bytes = 0;
   size_t trailer_fields = 0;
   std::string decoded;  // body bytes decoded so far
+  // Work done so far (one add per scan; see above).
+  uint64_t bytes_examined = 0;
 };
 
 struct ParseResult {

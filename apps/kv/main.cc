@@ -5,7 +5,10 @@
 // Each connection runs Serve(): it executes every complete command in the
 // connection's inbound bytes, writes the replies in order, and Consume()s
 // exactly the bytes of the commands it ran; a half-received command stays
-// unconsumed and moves with the connection in a handoff. The dataset moves
+// unconsumed and moves with the connection in a handoff. Its RespParser
+// keeps the parse position of that half-received command between reads
+// (offsets, not pointers: the buffer may move), so a command arriving in
+// many pieces costs work linear in its size. The dataset moves
 // in the handoff's application state (AppHooks): Store::Serialize() in the
 // old process once every handler has returned, Store::Deserialize() in the
 // new one before any connection is served.
@@ -33,12 +36,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "baton/app/server_main.h"
 #include "baton/net/address.h"
 #include "baton/net/connection.h"
 #include "baton/runtime/log.h"
 #include "baton/runtime/reactor.h"
 #include "baton/runtime/timer.h"
-#include "baton/app/server_main.h"
 #include "kv/commands.h"
 #include "kv/resp.h"
 #include "kv/store.h"
@@ -125,6 +128,11 @@ Task<void> Serve(Connection& conn, Shared& shared) {
     }
   }
   const size_t usual_max_inbound = conn.max_inbound();
+  // Remembers how far an unfinished command at the front of the inbound
+  // bytes was parsed, so that each read costs only its new bytes; the
+  // command's bytes stay unconsumed (a handoff moves them, and the next
+  // process parses them from the start).
+  RespParser parser(shared.limits);
   Command cmd;
   std::string out;
   while (true) {
@@ -139,7 +147,7 @@ Task<void> Serve(Connection& conn, Shared& shared) {
     // (Redis, too, reads the clock once per event loop iteration).
     const absl::Time now = absl::Now();
     while (pos < input.size()) {
-      ParseResult r = ParseCommand(input.substr(pos), shared.limits, &cmd);
+      ParseResult r = parser.Parse(input.substr(pos), &cmd);
       // However much a receive delivered at once, a command (even a partial
       // one) over the limit is refused.
       const size_t size = r.status == ParseStatus::kIncomplete

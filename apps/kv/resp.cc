@@ -1,5 +1,6 @@
 #include "kv/resp.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -17,83 +18,6 @@ ParseResult Error(std::string_view what) {
   ParseResult r;
   r.status = ParseStatus::kError;
   r.error = absl::StrCat("Protocol error: ", Av(what));
-  return r;
-}
-
-// Where the line starting at `pos` ends (the index of its "\r\n"), or npos.
-size_t FindCrlf(std::string_view input, size_t pos) {
-  return input.find(kCrlf, pos);
-}
-
-// A "*N" or "$N" header line at `pos`: sets *value and *next (the index after
-// its CRLF). Returns false with *r set when incomplete or invalid.
-bool ParseHeader(std::string_view input, size_t pos, const ParseLimits& limits,
-                 std::string_view too_big, std::string_view invalid,
-                 int64_t* value, size_t* next, ParseResult* r) {
-  size_t end = FindCrlf(input, pos);
-  if (end == std::string_view::npos) {
-    // Redis's check: a header line without its CRLF after 64 KiB is garbage.
-    *r = input.size() - pos > limits.max_inline_bytes ? Error(too_big)
-                                                      : Incomplete();
-    return false;
-  }
-  if (end - pos > limits.max_inline_bytes) {
-    *r = Error(too_big);
-    return false;
-  }
-  if (!ParseInt64(input.substr(pos + 1, end - pos - 1), value)) {
-    *r = Error(invalid);
-    return false;
-  }
-  *next = end + kCrlf.size();
-  return true;
-}
-
-ParseResult ParseMultibulk(std::string_view input, const ParseLimits& limits,
-                           Command* command) {
-  ParseResult r;
-  int64_t count = 0;
-  size_t pos = 0;
-  if (!ParseHeader(input, 0, limits, "too big mbulk count string",
-                   "invalid multibulk length", &count, &pos, &r)) {
-    return r;
-  }
-  if (count > 0 && static_cast<uint64_t>(count) > limits.max_array) {
-    return Error("invalid multibulk length");
-  }
-  if (count <= 0) {  // "*0" and "*-1": nothing to run, as in Redis
-    r.status = ParseStatus::kComplete;
-    r.consumed = pos;
-    return r;
-  }
-  // Each element takes at least 6 bytes ("$0\r\n\r\n"): never reserve more
-  // than the bytes at hand can hold.
-  command->args.reserve(std::min<size_t>(static_cast<size_t>(count),
-                                         (input.size() - pos) / 6 + 1));
-  for (int64_t i = 0; i < count; ++i) {
-    if (pos >= input.size()) return Incomplete();
-    if (input[pos] != '$') {
-      return Error(
-          absl::StrCat("expected '$', got '", Av(input.substr(pos, 1)), "'"));
-    }
-    int64_t len = 0;
-    if (!ParseHeader(input, pos, limits, "too big bulk count string",
-                     "invalid bulk length", &len, &pos, &r)) {
-      return r;
-    }
-    if (len < 0 || static_cast<uint64_t>(len) > limits.max_bulk_bytes) {
-      return Error("invalid bulk length");
-    }
-    const auto n = static_cast<size_t>(len);
-    if (input.size() - pos < n + kCrlf.size()) return Incomplete();
-    if (input.substr(pos + n, kCrlf.size()) != kCrlf) {
-      return Error("bulk string not terminated by CRLF");
-    }
-    command->args.push_back(input.substr(pos, n));
-    pos += n + kCrlf.size();
-  }
-  r.status = ParseStatus::kComplete;
-  r.consumed = pos;
   return r;
 }
 
@@ -204,21 +128,167 @@ bool SplitInline(std::string_view line, std::deque<std::string>* words) {
   }
 }
 
-ParseResult ParseInline(std::string_view input, const ParseLimits& limits,
-                        Command* command) {
-  size_t newline = input.find('\n');
+void AppendLength(std::string* out, char type, int64_t n) {
+  out->push_back(type);
+  absl::StrAppend(out, n, Av(kCrlf));
+}
+
+}  // namespace
+
+void RespParser::Reset() {
+  stage_ = Stage::kStart;
+  pos_ = 0;
+  scanned_ = 0;
+  seen_ = 0;
+  remaining_ = 0;
+  bulk_size_ = 0;
+  // A huge command's element list is not kept for the next small one.
+  if (args_.capacity() > 1024) {
+    std::vector<Span>().swap(args_);
+  } else {
+    args_.clear();
+  }
+}
+
+ParseResult RespParser::Parse(std::string_view input, Command* command) {
+  command->Clear();
+  ++stats_.calls;
+  // Defensive: an input shorter than the one already parsed cannot be the
+  // same command grown, so the state is stale.
+  if (input.size() < seen_) Reset();
+  seen_ = input.size();
+  if (input.empty()) return Incomplete();
+  if (stage_ == Stage::kStart) {
+    ++stats_.bytes_examined;
+    stage_ = input[0] == '*' ? Stage::kArrayHeader : Stage::kInline;
+  }
+  ParseResult r = stage_ == Stage::kInline ? ParseInline(input, command)
+                                           : ParseMultibulk(input, command);
+  if (r.status != ParseStatus::kIncomplete) Reset();
+  return r;
+}
+
+bool RespParser::ParseHeader(std::string_view input, std::string_view too_big,
+                             std::string_view invalid, int64_t* value,
+                             ParseResult* r) {
+  // Redis's check: a header line without its CRLF after 64 KiB is garbage.
+  // So the CRLF is only looked for within max_inline_bytes + 2 bytes, from
+  // where the previous call stopped (one byte back: a CR it saw last may be
+  // followed by the LF now).
+  const size_t limit =
+      std::min(input.size(), pos_ + limits_.max_inline_bytes + kCrlf.size());
+  const size_t from = scanned_ > pos_ ? scanned_ - 1 : pos_;
+  size_t end = std::string_view::npos;
+  if (from < limit) {
+    end = input.substr(0, limit).find(kCrlf, from);
+    stats_.bytes_examined +=
+        (end == std::string_view::npos ? limit : end + kCrlf.size()) - from;
+  }
+  if (end == std::string_view::npos) {
+    scanned_ = limit;
+    *r = input.size() - pos_ > limits_.max_inline_bytes ? Error(too_big)
+                                                        : Incomplete();
+    return false;
+  }
+  const std::string_view digits = input.substr(pos_ + 1, end - pos_ - 1);
+  stats_.bytes_examined += digits.size();
+  if (!ParseInt64(digits, value)) {
+    *r = Error(invalid);
+    return false;
+  }
+  pos_ = end + kCrlf.size();
+  scanned_ = pos_;
+  return true;
+}
+
+ParseResult RespParser::ParseMultibulk(std::string_view input,
+                                       Command* command) {
+  ParseResult r;
+  if (stage_ == Stage::kArrayHeader) {
+    int64_t count = 0;
+    if (!ParseHeader(input, "too big mbulk count string",
+                     "invalid multibulk length", &count, &r)) {
+      return r;
+    }
+    if (count > 0 && static_cast<uint64_t>(count) > limits_.max_array) {
+      return Error("invalid multibulk length");
+    }
+    if (count <= 0) {  // "*0" and "*-1": nothing to run, as in Redis
+      r.status = ParseStatus::kComplete;
+      r.consumed = pos_;
+      return r;
+    }
+    // Each element takes at least 6 bytes ("$0\r\n\r\n"): never reserve
+    // more than the bytes at hand can hold (it grows as they arrive).
+    args_.reserve(std::min<size_t>(static_cast<size_t>(count),
+                                   (input.size() - pos_) / 6 + 1));
+    remaining_ = count;
+    stage_ = Stage::kBulkHeader;
+  }
+  while (remaining_ > 0) {
+    if (stage_ == Stage::kBulkHeader) {
+      if (pos_ >= input.size()) return Incomplete();
+      if (scanned_ == pos_) {  // not looked at yet
+        ++stats_.bytes_examined;
+        if (input[pos_] != '$') {
+          return Error(absl::StrCat("expected '$', got '",
+                                    Av(input.substr(pos_, 1)), "'"));
+        }
+      }
+      int64_t len = 0;
+      if (!ParseHeader(input, "too big bulk count string",
+                       "invalid bulk length", &len, &r)) {
+        return r;
+      }
+      if (len < 0 || static_cast<uint64_t>(len) > limits_.max_bulk_bytes) {
+        return Error("invalid bulk length");
+      }
+      bulk_size_ = static_cast<size_t>(len);
+      stage_ = Stage::kBulkData;
+    }
+    // kBulkData: the data is only viewed; its CRLF is checked once whole.
+    if (input.size() - pos_ < bulk_size_ + kCrlf.size()) return Incomplete();
+    stats_.bytes_examined += kCrlf.size();
+    if (input.substr(pos_ + bulk_size_, kCrlf.size()) != kCrlf) {
+      return Error("bulk string not terminated by CRLF");
+    }
+    args_.push_back(Span{pos_, bulk_size_});
+    pos_ += bulk_size_ + kCrlf.size();
+    scanned_ = pos_;
+    --remaining_;
+    stage_ = Stage::kBulkHeader;
+  }
+  command->args.reserve(args_.size());
+  for (const Span& a : args_) {
+    command->args.push_back(input.substr(a.offset, a.size));
+  }
+  r.status = ParseStatus::kComplete;
+  r.consumed = pos_;
+  return r;
+}
+
+ParseResult RespParser::ParseInline(std::string_view input, Command* command) {
+  // The '\n' is only looked for within max_inline_bytes + 1 bytes (a longer
+  // line is an error either way), from where the previous call stopped.
+  const size_t limit = std::min(input.size(), limits_.max_inline_bytes + 1);
+  size_t newline = std::string_view::npos;
+  if (scanned_ < limit) {
+    newline = input.substr(0, limit).find('\n', scanned_);
+    stats_.bytes_examined +=
+        (newline == std::string_view::npos ? limit : newline + 1) - scanned_;
+  }
   if (newline == std::string_view::npos) {
-    return input.size() > limits.max_inline_bytes
+    scanned_ = limit;
+    return input.size() > limits_.max_inline_bytes
                ? Error("too big inline request")
                : Incomplete();
-  }
-  if (newline > limits.max_inline_bytes) {
-    return Error("too big inline request");
   }
   std::string_view line = input.substr(0, newline);
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   // Redis splits a C string: a NUL ends the request line.
   line = line.substr(0, line.find('\0'));
+  // The NUL search, the quote search, and the split: each reads the line.
+  stats_.bytes_examined += 3 * line.size();
   ParseResult r;
   r.status = ParseStatus::kComplete;
   r.consumed = newline + 1;
@@ -241,19 +311,10 @@ ParseResult ParseInline(std::string_view input, const ParseLimits& limits,
   return r;
 }
 
-void AppendLength(std::string* out, char type, int64_t n) {
-  out->push_back(type);
-  absl::StrAppend(out, n, Av(kCrlf));
-}
-
-}  // namespace
-
 ParseResult ParseCommand(std::string_view input, const ParseLimits& limits,
                          Command* command) {
-  command->Clear();
-  if (input.empty()) return Incomplete();
-  if (input[0] == '*') return ParseMultibulk(input, limits, command);
-  return ParseInline(input, limits, command);
+  RespParser parser(limits);
+  return parser.Parse(input, command);
 }
 
 bool ParseInt64(std::string_view s, int64_t* out) {

@@ -263,13 +263,11 @@ def main():
 
     # --- The epoll backend against the plain epoll peer ---
     if "baton_epoll" in servers and "epoll" in servers:
-        w("## baton's epoll backend against plain epoll
-")
+        w("## baton's epoll backend against plain epoll\n")
         w("The same `baton-echo` with `BATON_BACKEND=epoll`, against "
           "`epoll_echo`, in the same rounds (ratios baton_epoll/epoll per "
           "round); the io_uring backend against it is the `baton/peer` "
-          "column of the `baton_epoll` rows above.
-")
+          "column of the `baton_epoll` rows above.\n")
         w("| load | epoll backend / epoll_echo | goal |")
         w("|---|---|---|")
         for k in ("1", "16"):

@@ -466,9 +466,14 @@ done
 
 # --- Report ----------------------------------------------------------------------
 elapsed=$(( $(date +%s) - started ))
+# BATON_BENCH_DOC / BATON_BENCH_IMG: write the report elsewhere (a quick
+# run beside a full one kept in docs/).
+doc="${BATON_BENCH_DOC:-${root}/docs/benchmarks.md}"
+img="${BATON_BENCH_IMG:-${root}/docs/img}"
+mkdir -p "${img}"
 python3 "${root}/bench/report.py" --results "${results}" --out "${out}" \
-  --doc "${root}/docs/benchmarks.md" --img "${root}/docs/img" \
+  --doc "${doc}" --img "${img}" \
   --mode "${mode}" --command "bash bench/run.sh --${mode}" \
   --elapsed "${elapsed}" --load-start "${load_start:-}" ||
   { log "report failed"; exit 1; }
-log "wrote docs/benchmarks.md in ${elapsed}s"
+log "wrote ${doc} in ${elapsed}s"

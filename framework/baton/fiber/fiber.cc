@@ -50,10 +50,9 @@ class FiberState {
         reactor_(Reactor::Current()) {
     ++live_fibers;
     guard_.emplace(stack_, name_.c_str());
-    context_ = ctx::fiber(std::allocator_arg, PoolStackAllocator{stack_},
-                          [this](ctx::fiber&& caller) {
-                            return Main(std::move(caller));
-                          });
+    context_ = ctx::fiber(
+        std::allocator_arg, PoolStackAllocator{stack_},
+        [this](ctx::fiber&& caller) { return Main(std::move(caller)); });
   }
   ~FiberState() { --live_fibers; }
   FiberState(const FiberState&) = delete;
@@ -142,8 +141,7 @@ class FiberState {
     void* fake_stack = nullptr;
     __sanitizer_start_switch_fiber(&fake_stack, caller_bottom_, caller_size_);
     caller_ = std::move(caller_).resume();
-    __sanitizer_finish_switch_fiber(fake_stack, &caller_bottom_,
-                                    &caller_size_);
+    __sanitizer_finish_switch_fiber(fake_stack, &caller_bottom_, &caller_size_);
 #else
     if (ending) return;
     caller_ = std::move(caller_).resume();
@@ -205,8 +203,8 @@ Fiber Spawn(absl::AnyInvocable<void()> fn, FiberOptions options) {
     handler_installed = true;
     InstallOverflowHandler();
   }
-  auto state = std::make_shared<internal::FiberState>(std::move(fn),
-                                                      std::move(options));
+  auto state =
+      std::make_shared<internal::FiberState>(std::move(fn), std::move(options));
   state->Start(internal::FiberState::Drive(state).handle);
   return Fiber(std::move(state));
 }

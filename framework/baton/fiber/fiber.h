@@ -179,8 +179,8 @@ T Await(Task<T> task) {
 // resumes with its result once it has returned. Stopping the awaiting chain
 // requests stop on the fiber.
 template <typename F>
-  requires std::is_invocable_v<F&>
-Task<std::invoke_result_t<F&>> Run(F fn, FiberOptions options = {}) {
+requires std::is_invocable_v<F&> Task<std::invoke_result_t<F&>> Run(
+    F fn, FiberOptions options = {}) {
   using R = std::invoke_result_t<F&>;
   if constexpr (std::is_void_v<R>) {
     Fiber f = Spawn(std::move(fn), std::move(options));

@@ -50,8 +50,9 @@ Stack StackPool::Acquire(size_t size) {
     }
   }
   const size_t total = size + PageSize();
-  void* p = mmap(nullptr, total, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  void* p =
+      mmap(nullptr, total, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (p == MAP_FAILED) {
     std::fprintf(stderr, "baton: cannot map a fiber stack of %zu bytes: %s\n",
                  total, std::strerror(errno));
@@ -92,9 +93,7 @@ struct GuardList {
 };
 
 GuardRegistration::GuardRegistration(const Stack& stack, const char* name)
-    : lo_(stack.base),
-      hi_(stack.bottom()),
-      stack_size_(stack.size) {
+    : lo_(stack.base), hi_(stack.bottom()), stack_size_(stack.size) {
   size_t n = name == nullptr ? 0 : std::strlen(name);
   if (n >= sizeof(name_)) n = sizeof(name_) - 1;
   if (n > 0) std::memcpy(name_, name, n);
@@ -213,7 +212,7 @@ void InstallOverflowHandler() {
     }
   }
   std::call_once(install_once, [] {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_sigaction = &OnSegv;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);

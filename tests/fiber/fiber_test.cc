@@ -262,6 +262,34 @@ TEST_F(FiberTest, StoppingParkedFibersUnwindsThemAll) {
   EXPECT_EQ(cancelled, kFibers);
 }
 
+Task<void> SequentialRuns(int n, int* ran) {
+  for (int i = 0; i < n; ++i) co_await fiber::Run([ran] { ++*ran; });
+}
+
+TEST_F(FiberTest, ManySequentialRunsFromOneCoroutine) {
+  int ran = 0;
+  reactor()->BlockOn(SequentialRuns(5000, &ran));
+  EXPECT_EQ(ran, 5000);
+}
+
+// Captures and names that own memory, through coroutine frames. The
+// closure is named first: GCC 12 destroys a temporary owning closure of a
+// co_await expression twice (see fiber::Run).
+Task<void> RunsWithOwningArguments(int n, std::string* last) {
+  for (int i = 0; i < n; ++i) {
+    std::string s = "payload number " + std::to_string(i) +
+                    " long enough to live on the heap";
+    auto fn = [s] { return s; };
+    *last = co_await fiber::Run(std::move(fn), FiberOptions{.name = s});
+  }
+}
+
+TEST_F(FiberTest, OwningCapturesAndNamesSurviveCoroutineFrames) {
+  std::string last;
+  reactor()->BlockOn(RunsWithOwningArguments(1000, &last));
+  EXPECT_EQ(last, "payload number 999 long enough to live on the heap");
+}
+
 TEST_F(FiberTest, StacksArePooled) {
   const size_t before = StackPool::ForThisThread().cached();
   for (int i = 0; i < 3; ++i) {

@@ -44,7 +44,7 @@ struct PoolStackAllocator {
 class FiberState {
  public:
   FiberState(absl::AnyInvocable<void()> fn, FiberOptions options)
-      : name_(std::move(options.name)),
+      : name_(options.name.c_str()),
         fn_(std::move(fn)),
         stack_(StackPool::ForThisThread().Acquire(options.stack_size)),
         reactor_(Reactor::Current()) {

@@ -37,9 +37,11 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -54,9 +56,30 @@
 
 namespace baton::fiber {
 
+// A fiber's name, held in place (truncated to 63 bytes). Trivially
+// copyable on purpose: FiberOptions travel through coroutine frames (Run),
+// and GCC 12 copies some temporaries of a co_await expression into the
+// frame bitwise, which a std::string does not survive.
+class FiberName {
+ public:
+  FiberName(const char* s)  // NOLINT: implicit, like a string
+      : FiberName(std::string_view(s == nullptr ? "" : s)) {}
+  FiberName(const std::string& s)  // NOLINT
+      : FiberName(std::string_view(s)) {}
+  FiberName(std::string_view s) {  // NOLINT
+    const size_t n = s.size() < sizeof(text_) ? s.size() : sizeof(text_) - 1;
+    std::memcpy(text_, s.data(), n);
+    text_[n] = '\0';
+  }
+  const char* c_str() const { return text_; }
+
+ private:
+  char text_[64];
+};
+
 struct FiberOptions {
-  // Named in stack overflow reports (truncated to 63 bytes).
-  std::string name = "fiber";
+  // Named in stack overflow reports.
+  FiberName name = "fiber";
   // Usable stack bytes (rounded up to pages); see kDefaultStackSize.
   size_t stack_size = kDefaultStackSize;
 };
@@ -157,6 +180,7 @@ class Fiber {
 };
 
 // Starts `fn` in a new fiber on the current reactor, on its next loop turn.
+// (Not a coroutine: `fn` may own memory; see RunFiber.)
 Fiber Spawn(absl::AnyInvocable<void()> fn, FiberOptions options = {});
 
 // Runs `task` from inside a fiber: parks the fiber until the task has
@@ -175,23 +199,43 @@ T Await(Task<T> task) {
   if constexpr (!std::is_void_v<T>) return std::move(*slot.value);
 }
 
-// A coroutine's way to run blocking-style code: spawns `fn` in a fiber and
-// resumes with its result once it has returned. Stopping the awaiting chain
-// requests stop on the fiber.
+namespace internal {
+
+// Run's coroutine; Run (a plain function) takes the function by reference
+// and moves it here, so no by-value argument object of Run itself lives in
+// a caller's coroutine frame.
 template <typename F>
-requires std::is_invocable_v<F&> Task<std::invoke_result_t<F&>> Run(
-    F fn, FiberOptions options = {}) {
+Task<std::invoke_result_t<F&>> RunFiber(F fn, FiberOptions options) {
   using R = std::invoke_result_t<F&>;
   if constexpr (std::is_void_v<R>) {
-    Fiber f = Spawn(std::move(fn), std::move(options));
+    Fiber f = Spawn(std::move(fn), options);
     co_await f.Join();
   } else {
     std::optional<R> out;
     Fiber f = Spawn([&out, fn = std::move(fn)]() mutable { out.emplace(fn()); },
-                    std::move(options));
+                    options);
     co_await f.Join();
     co_return std::move(*out);
   }
+}
+
+}  // namespace internal
+
+// A coroutine's way to run blocking-style code: spawns `fn` in a fiber and
+// resumes with its result once it has returned. Stopping the awaiting chain
+// requests stop on the fiber. Lazy like every Task: the fiber is spawned
+// when the task is first awaited.
+//
+// GCC 12 caveat: inside a coroutine, a *temporary* closure that owns memory
+// (e.g. `co_await fiber::Run([s] {...})` with a std::string `s`) is
+// destroyed twice by the compiler's handling of co_await temporaries.
+// Name the closure first (`auto fn = [s] {...}; co_await
+// fiber::Run(std::move(fn));`) or capture pointers/references only.
+template <typename F>
+requires std::is_invocable_v < std::decay_t<F>
+& > Task<std::invoke_result_t<std::decay_t<F>&>> Run(
+        F&& fn, FiberOptions options = {}) {
+  return internal::RunFiber(std::decay_t<F>(std::forward<F>(fn)), options);
 }
 
 // --- Blocking-style calls, from inside a fiber. ---

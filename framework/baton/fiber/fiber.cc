@@ -62,7 +62,7 @@ class FiberState {
   // switches into the fiber until it parks or ends.
   static baton::internal::RootTask Drive(std::shared_ptr<FiberState> self) {
     while (true) {
-      self->SwitchIn();
+      if (!self->finished_) self->SwitchIn();
       if (self->finished_) break;
       co_await std::suspend_always{};
     }
@@ -85,8 +85,22 @@ class FiberState {
     parked_ = false;
   }
 
+  // Called where the awaited task finished. On the reactor's own stack
+  // (not inside another fiber) the fiber is switched to right away, as a
+  // coroutine would be resumed by its task's completion: that saves a loop
+  // turn per parked call. Inside another fiber, or with the driver already
+  // queued, the resumption is posted. Once the fiber has ended, its driver
+  // is posted to finish it (joiners, guard registration).
   void Wake() {
     if (!parked_ || wake_posted_) return;
+    if (current_fiber == nullptr) {
+      SwitchIn();
+      if (finished_ && !wake_posted_) {
+        wake_posted_ = true;
+        reactor_->Post(driver_);
+      }
+      return;
+    }
     wake_posted_ = true;
     reactor_->Post(driver_);
   }

@@ -12,7 +12,11 @@
 //
 // Contract:
 // - Thread affinity: a fiber runs, parks and ends on its spawner's reactor
-//   thread. Await/Sleep/Yield may only be called from inside a fiber.
+//   thread. Await/Sleep/Yield may only be called from inside a fiber; a
+//   fiber never runs the reactor itself (no Reactor::Run/BlockOn in it).
+// - Resumption: a parked fiber is switched back to where its awaited task
+//   completes (like a coroutine's continuation), or on a later loop turn
+//   when that happens inside another fiber.
 // - Cancellation: every fiber has a StopState. Tasks it awaits run with it
 //   as their chain's StopState, so RequestStop() makes the call the fiber is
 //   parked in return absl::CancelledError (or whatever really happened, as

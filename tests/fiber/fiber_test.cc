@@ -268,6 +268,15 @@ TEST_F(FiberTest, NamesAndStopRequested) {
   EXPECT_EQ(CurrentName(), "");
 }
 
+long RssKiB() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 // 10,000 fibers parked at once on one reactor, then all woken.
 Task<void> ManyFibers(int n, int* resumed) {
   Event go;
@@ -281,6 +290,7 @@ Task<void> ManyFibers(int n, int* resumed) {
   co_await baton::Yield();
   co_await baton::Yield();
   EXPECT_EQ(LiveFibers(), static_cast<size_t>(n));
+  std::printf("%d parked fibers: RSS %ld KiB\n", n, RssKiB());
   go.Set();
   for (Fiber& f : fibers) co_await f.Join();
 }
@@ -288,6 +298,7 @@ Task<void> ManyFibers(int n, int* resumed) {
 TEST_F(FiberTest, TenThousandFibersOnOneReactor) {
   constexpr int kFibers = 10000;
   int resumed = 0;
+  std::printf("before: RSS %ld KiB\n", RssKiB());
   reactor()->BlockOn(ManyFibers(kFibers, &resumed));
   EXPECT_EQ(resumed, kFibers);
 }

@@ -172,7 +172,11 @@ class Fiber {
       : state_(std::move(state)) {}
 
   bool valid() const { return state_ != nullptr; }
-  bool done() const { return internal::Finished(state_.get()); }
+  // True once the fiber's function has returned (and for an empty handle).
+  // The other members need a valid() handle.
+  bool done() const {
+    return state_ == nullptr || internal::Finished(state_.get());
+  }
   StopState* stop_state() { return internal::StopOf(state_.get()); }
   void RequestStop() { stop_state()->RequestStop(); }
   // `co_await fiber.Join()` from a coroutine; fiber::Join(fiber) from a

@@ -1,6 +1,10 @@
 // baton-echo: sends every byte back, and survives hot restarts (SIGUSR2)
 // without losing one.
 //
+// --fibers serves each connection from a fiber (baton/fiber/) running the
+// same echo logic written blocking-style; hot restarts move those
+// connections exactly like coroutine-served ones.
+//
 // --consume_chunk N (a test option) makes the handler consume at most N
 // bytes per loop turn, so unconsumed inbound bytes are usually waiting when
 // a handoff starts: the restart tests use it to prove those bytes move.
@@ -8,10 +12,14 @@
 #include <cstddef>
 
 #include "absl/flags/flag.h"
+#include "baton/app/server_main.h"
+#include "baton/fiber/connection.h"
+#include "baton/fiber/fiber.h"
 #include "baton/net/connection.h"
 #include "baton/runtime/reactor.h"
-#include "baton/app/server_main.h"
 
+ABSL_FLAG(bool, fibers, false,
+          "serve each connection from a fiber (blocking-style handler)");
 ABSL_FLAG(size_t, consume_chunk, 0,
           "consume at most this many bytes per loop turn (0: all); for tests");
 
@@ -37,6 +45,25 @@ baton::Task<void> Echo(baton::Connection& conn, size_t chunk) {
   }
 }
 
+// The same logic as Echo, blocking-style, for --fibers.
+void FiberEcho(baton::Connection& conn, size_t chunk) {
+  while (true) {
+    if (conn.inbound().empty()) {
+      absl::StatusOr<size_t> n = baton::fiber::Read(conn);
+      if (!n.ok() || (*n == 0 && conn.inbound().empty())) return;
+    }
+    size_t take = chunk == 0 ? conn.inbound().size()
+                             : std::min(chunk, conn.inbound().size());
+    conn.Write(conn.inbound().substr(0, take));
+    conn.Consume(take);
+    if (!baton::fiber::Drain(conn, kMaxUnsent).ok()) return;
+    if (chunk != 0) {
+      baton::fiber::Yield();
+      if (conn.quiescing()) return;
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -45,6 +72,10 @@ int main(int argc, char** argv) {
                          "[--pid-file PATH]: echoes every byte; SIGUSR2 hands "
                          "the server to a new process without losing any");
   const size_t chunk = absl::GetFlag(FLAGS_consume_chunk);
+  if (absl::GetFlag(FLAGS_fibers)) {
+    return baton::app::RunServer(baton::fiber::ServeInFiber(
+        [chunk](baton::Connection& conn) { FiberEcho(conn, chunk); }));
+  }
   return baton::app::RunServer(
       [chunk](baton::Connection& conn) { return Echo(conn, chunk); });
 }

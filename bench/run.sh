@@ -68,12 +68,13 @@ cmake --build "${build}" --target "${targets[@]}" > "${out}/build.log" 2>&1 ||
 load="${build}/bench/load/baton-load"
 declare -A server_cmd=(
   [baton]="${build}/apps/echo/baton-echo --threads 1"
+  [baton_fiber]="${build}/apps/echo/baton-echo --threads 1 --fibers"
   [baton_epoll]="env BATON_BACKEND=epoll ${build}/apps/echo/baton-echo --threads 1"
   [epoll]="${build}/bench/peers/epoll_echo"
   [asio_epoll]="${build}/bench/peers/asio_epoll"
   [asio_uring]="${build}/bench/peers/asio_uring"
 )
-servers=(baton baton_epoll epoll)
+servers=(baton baton_fiber baton_epoll epoll)
 for s in asio_epoll asio_uring; do
   if [[ -x "${build}/bench/peers/${s}" ]]; then servers+=("${s}");
   else note "peer ${s} not built (libasio-dev missing)"; fi
@@ -266,7 +267,7 @@ for s in "${servers[@]}"; do stop_server "${s}"; done
 
 # --- Memory per idle connection ----------------------------------------------
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
-for s in baton epoll; do
+for s in baton baton_fiber baton_epoll epoll; do
   # shellcheck disable=SC2086
   start_server "idle_${s}" ${server_cmd[${s}]} || continue
   pid="${pid_of[idle_${s}]}"

@@ -67,8 +67,9 @@ run_one() {
     "${corpus}" "fuzz/corpus/${name}" \
     >"${build_dir}/logs/${name}.log" 2>&1 || rc=$?
   local done_line
-  done_line="$(grep -E '^Done [0-9]+ runs' "${build_dir}/logs/${name}.log" |
-    tail -1 || true)"
+  # "Done N runs in S second(s)", or in fork mode the last "#N: cov: ..."
+  done_line="$(grep -E '^(Done [0-9]+ runs|#[0-9]+: cov)' \
+    "${build_dir}/logs/${name}.log" | tail -1 || true)"
   if [[ ${rc} -eq 0 ]]; then
     echo "fuzz.sh: ${name}: ok: ${done_line}"
   else

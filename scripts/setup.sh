@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages needed to build (and optionally test) baton.
 #
-# Usage: scripts/setup.sh [build|tools|bench]
+# Usage: scripts/setup.sh [build|tools|bench|fuzz]
 #   build (default)  compiler, build tools and library dependencies
 #   tools            everything from "build" plus runtime tools used by tests
+#   fuzz             everything from "build" plus clang 14 and its libFuzzer
+#                    and sanitizer runtimes (scripts/fuzz.sh)
 #   bench            everything from "tools" plus the peers and tools of
 #                    bench/run.sh (Asio, nginx, haproxy, redis, h2load,
 #                    perf, gnuplot)
@@ -36,6 +38,11 @@ tool_pkgs=(
   iproute2
 )
 
+fuzz_pkgs=(
+  clang-14
+  libclang-rt-14-dev
+)
+
 bench_pkgs=(
   libasio-dev
   nginx-light
@@ -52,12 +59,13 @@ case "${group}" in
   build) pkgs=("${build_pkgs[@]}") ;;
   tools) pkgs=("${build_pkgs[@]}" "${tool_pkgs[@]}") ;;
   bench) pkgs=("${build_pkgs[@]}" "${tool_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  fuzz) pkgs=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
   -h|--help)
-    sed -n '2,10p' "$0"
+    sed -n '2,12p' "$0"
     exit 0
     ;;
   *)
-    echo "setup.sh: unknown group '${group}' (expected 'build', 'tools' or 'bench')" >&2
+    echo "setup.sh: unknown group '${group}' (expected 'build', 'tools', 'bench' or 'fuzz')" >&2
     exit 2
     ;;
 esac

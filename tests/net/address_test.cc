@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace baton {
 namespace {
@@ -148,6 +150,46 @@ TEST(AddressTest, ToStringRoundTrips) {
     EXPECT_EQ(again->port(), a->port());
     EXPECT_EQ(again->length(), a->length());
     EXPECT_EQ(std::memcmp(again->sa(), a->sa(), a->length()), 0);
+  }
+}
+
+// Found by fuzz/address_fuzzer: ToString() dropped the zone of a link-local
+// IPv6 address, so "[fe80::1%lo]:80" printed as "[fe80::1]:80", which parses
+// to a different address (scope id 0).
+TEST(AddressTest, ToStringKeepsIpv6Zone) {
+  const unsigned lo = if_nametoindex("lo");
+  if (lo == 0) GTEST_SKIP() << "no loopback interface named lo";
+  absl::StatusOr<Address> a = Address::Parse("[fe80::1%lo]:80");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->family(), AF_INET6);
+  EXPECT_EQ(V6(*a).sin6_scope_id, lo);
+  EXPECT_EQ(a->ToString(), "[fe80::1%lo]:80");
+  absl::StatusOr<Address> again = Address::Parse(a->ToString());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(V6(*again).sin6_scope_id, lo);
+  EXPECT_EQ(again->length(), a->length());
+  EXPECT_EQ(std::memcmp(again->sa(), a->sa(), a->length()), 0);
+
+  // The C library takes interface names as zones of link-local addresses
+  // only; others print their zone as a number, which it takes.
+  const std::string global_text = absl::StrCat("[2001:db8::1%", lo, "]:80");
+  absl::StatusOr<Address> global = Address::Parse(global_text);
+  ASSERT_TRUE(global.ok()) << global.status();
+  EXPECT_EQ(global->ToString(), global_text);
+  absl::StatusOr<Address> global_again = Address::Parse(global->ToString());
+  ASSERT_TRUE(global_again.ok()) << global_again.status();
+  EXPECT_EQ(std::memcmp(global_again->sa(), global->sa(), global->length()), 0);
+}
+
+// Found by fuzz/address_fuzzer: a NUL byte ended the host for the C library,
+// so "1.2.3.4<NUL>junk:80" parsed as 1.2.3.4:80.
+TEST(AddressTest, RefusesNulInHost) {
+  for (std::string text :
+       {std::string("1.2.3.4\0junk:80", 15), std::string("[::1\0x]:80", 10),
+        std::string("localhost\0:80", 13)}) {
+    absl::StatusOr<Address> a = Address::Parse(text);
+    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument)
+        << (a.ok() ? a->ToString() : "");
   }
 }
 

@@ -221,10 +221,14 @@ void RunSlowReaderEcho(const net_test::ReceiveMode& mode, ReactorOptions ring,
   EXPECT_LE(run.max_inbound_seen, run.max_inbound + run.margin);
   EXPECT_LE(run.max_outbound_seen, run.drain_limit + run.max_write);
   // The reader really was slow: the server had to wait in Drain() and
-  // receiving had to pause at the inbound limit.
+  // receiving had to pause at the inbound limit. (Not under ThreadSanitizer:
+  // there the instrumented server can be the slower side, and the scenario,
+  // not the server, is what these two check.)
+#if !defined(__SANITIZE_THREAD__)
   EXPECT_GT(run.drain_waits, 0);
   EXPECT_GT(run.reads_at_limit, 0)
       << "max inbound seen " << run.max_inbound_seen;
+#endif
   EXPECT_EQ(reactor->inflight(), 0);
 }
 

@@ -1,12 +1,14 @@
 #include "baton/net/address.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netdb.h>
 
 #include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace baton {
@@ -46,6 +48,10 @@ absl::StatusOr<Address> Address::Parse(std::string_view text) {
                         &port) ||
       port > 65535) {
     return Invalid(text, "port must be a number from 0 to 65535");
+  }
+  // The C library would stop at a NUL and ignore what follows it.
+  if (host.find('\0') != std::string::npos) {
+    return Invalid(text, "NUL byte in host");
   }
   if (host.empty() || host == "*") host = "0.0.0.0";
 
@@ -114,10 +120,21 @@ std::string Address::ToString() const {
     return absl::StrFormat("%s:%d", host, port());
   }
   if (family() == AF_INET6) {
-    inet_ntop(AF_INET6,
-              &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr,
-              host, sizeof(host));
-    return absl::StrFormat("[%s]:%d", host, port());
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage_);
+    inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+    // Keep the zone ("[fe80::1%eth0]:80"), so that the text parses back to
+    // the same address. The C library resolves interface names only for
+    // link-local addresses: other zones are printed as numbers.
+    std::string zone;
+    if (v6->sin6_scope_id != 0) {
+      char name[IF_NAMESIZE];
+      const bool link_local = IN6_IS_ADDR_LINKLOCAL(&v6->sin6_addr) ||
+                              IN6_IS_ADDR_MC_LINKLOCAL(&v6->sin6_addr);
+      zone = link_local && if_indextoname(v6->sin6_scope_id, name) != nullptr
+                 ? absl::StrCat("%", name)
+                 : absl::StrCat("%", v6->sin6_scope_id);
+    }
+    return absl::StrFormat("[%s%s]:%d", host, zone, port());
   }
   return "(unknown address family)";
 }

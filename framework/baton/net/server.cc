@@ -23,6 +23,11 @@ struct Server::Shard {
   int index = 0;
   Reactor* reactor = nullptr;
   std::thread thread;  // not joinable for shard 0 (the caller's thread)
+  // Set once Reactor::Stop() has returned: until then the thread keeps its
+  // reactor (Stop() writes to its wake-up eventfd after setting the flag
+  // that ends Run(), so the reactor must outlive the call; ThreadSanitizer
+  // caught close() of that eventfd racing with the write).
+  std::promise<void> stop_returned;
   std::vector<int> listener_fds;
   std::vector<std::unique_ptr<Listener>> listeners;
   TaskGroup accept_loops;
@@ -85,12 +90,22 @@ Server::Server(ServerOptions options, ConnectionHandler handler)
   }
 }
 
+namespace {
+
+// Stops a shard thread: Stop() its reactor, then let the thread destroy it.
+template <typename Shard>
+void StopShardThread(Shard& shard) {
+  if (!shard.thread.joinable()) return;
+  shard.reactor->Stop();
+  shard.stop_returned.set_value();
+  shard.thread.join();
+}
+
+}  // namespace
+
 Server::~Server() {
   for (auto& shard : shards_) {
-    if (shard->thread.joinable()) {
-      shard->reactor->Stop();
-      shard->thread.join();
-    }
+    StopShardThread(*shard);
     for (int fd : shard->listener_fds) close(fd);
   }
 }
@@ -203,6 +218,7 @@ Task<absl::Status> Server::Start(bool accepting) {
       shard->reactor = reactor->get();
       created.set_value(absl::OkStatus());
       (*reactor)->Run();
+      shard->stop_returned.get_future().wait();
     });
     // Start-up only: a reactor is created in microseconds.
     if (absl::Status s = result.get(); !s.ok()) {
@@ -406,12 +422,7 @@ Task<void> Server::Resume(std::vector<DetachedConnection> connections) {
 }
 
 Task<void> Server::StopThreads() {
-  for (auto& shard : shards_) {
-    if (shard->thread.joinable()) {
-      shard->reactor->Stop();
-      shard->thread.join();
-    }
-  }
+  for (auto& shard : shards_) StopShardThread(*shard);
   co_return;
 }
 

@@ -49,8 +49,8 @@ TEST(FiberStackOverflowDeathTest, ReportsTheFiberAndDiesBySigsegv) {
 
 TEST(FiberStackOverflowDeathTest, OtherFaultsAreNotReportedAsOverflows) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-#if defined(__SANITIZE_ADDRESS__)
-  // ASan's own handler reports the fault and exits.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // The sanitizer's own handler reports the fault and exits.
   EXPECT_DEATH(
       FaultOutsideAGuardPage(),
       ::testing::AllOf(::testing::HasSubstr("SEGV"),

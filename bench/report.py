@@ -7,6 +7,7 @@ median [min, max] over the rounds.
 """
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -354,6 +355,40 @@ def main():
         goals.append(("≤ 1 KiB per idle connection (baton-echo)",
                       f"{idle_b[0]:,.0f} B ({int(idle_b[1])} connections)",
                       idle_b[0] <= 1024))
+
+    # --- Fiber micro-benchmarks ---
+    fb_path = os.path.join(args.out, "fiber_benchmark.json")
+    if os.path.exists(fb_path):
+        with open(fb_path) as f:
+            try:
+                fb = json.load(f)
+            except ValueError:
+                fb = {}
+        ns = {}
+        for b in fb.get("benchmarks", []):
+            if b.get("aggregate_name") != "median":
+                continue
+            name = b["run_name"]
+            ips = b.get("items_per_second")
+            if ips:
+                ns[name] = 1e9 / ips
+        w("## Fibers: switch and creation costs\n")
+        w("`bench/fiber_benchmark` (Google Benchmark, pinned to the server "
+          "CPU, median of 3 repetitions), nanoseconds per item: a raw "
+          "Boost.Context switch (the floor), a coroutine resumed through "
+          "the reactor loop, a fiber doing the same, a fiber parked on an "
+          "event and resumed by another (the cost of every blocking-style "
+          "call), and creating and destroying each with a pooled stack.\n")
+        w("| benchmark | ns per item |")
+        w("|---|---:|")
+        for name in sorted(ns):
+            w(f"| `{name}` | {ns[name]:,.1f} |")
+        w("")
+        park, coro = ns.get("BM_FiberParkResume"), ns.get("BM_CoroutineYield")
+        if park and coro:
+            goals.append(("fiber park+resume ≤ 2× a coroutine resume",
+                          f"{park / coro:.2f}× ({park:,.0f} ns vs "
+                          f"{coro:,.0f} ns)", park / coro <= 2.0))
 
     # --- HTTP ---
     w("## HTTP: baton-httpd vs nginx and haproxy (`GET /plaintext`)\n")

@@ -59,7 +59,8 @@ if [[ ! -f "${build}/CMakeCache.txt" ]]; then
     -DBUILD_TESTING=OFF > "${out}/cmake.log" 2>&1 ||
     { cat "${out}/cmake.log"; exit 1; }
 fi
-targets=(baton-load epoll_echo baton-echo baton-httpd baton-restart-demo)
+targets=(baton-load epoll_echo baton-echo baton-httpd baton-restart-demo
+  fiber_benchmark)
 [[ -f /usr/include/asio.hpp ]] && targets+=(asio_epoll asio_uring)
 [[ -d "${root}/apps/kv" ]] && targets+=(baton-kv)
 cmake --build "${build}" --target "${targets[@]}" > "${out}/build.log" 2>&1 ||
@@ -464,6 +465,13 @@ for run in "${restart_runs[@]}"; do
   echo "restart rc=$? kind=${kind} conns=${conns}" \
     "args=$(IFS=,; echo "${demo_args[*]}")" >> "${results}"
 done
+
+# --- Fiber micro-benchmarks (Google Benchmark) -----------------------------------
+log "fiber micro-benchmarks"
+taskset -c "${server_cpu}" "${build}/bench/fiber_benchmark" \
+  --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+  --benchmark_format=json > "${out}/fiber_benchmark.json" \
+  2> "${out}/fiber_benchmark.err" || note "fiber_benchmark failed"
 
 # --- Report ----------------------------------------------------------------------
 elapsed=$(( $(date +%s) - started ))

@@ -73,8 +73,8 @@ int main(int argc, char** argv) {
                          "the server to a new process without losing any");
   const size_t chunk = absl::GetFlag(FLAGS_consume_chunk);
   if (absl::GetFlag(FLAGS_fibers)) {
-    return baton::app::RunServer(baton::fiber::ServeInFiber(
-        [chunk](baton::Connection& conn) { FiberEcho(conn, chunk); }));
+    return baton::app::RunFiberServer(
+        [chunk](baton::Connection& conn) { FiberEcho(conn, chunk); });
   }
   return baton::app::RunServer(
       [chunk](baton::Connection& conn) { return Echo(conn, chunk); });

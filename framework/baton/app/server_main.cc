@@ -132,6 +132,10 @@ void ParseFlags(int argc, char** argv, const char* usage) {
 
 const handoff::Supervisor* CurrentSupervisor() { return g_supervisor; }
 
+int RunFiberServer(fiber::FiberHandler handler, handoff::AppHooks hooks) {
+  return RunServer(fiber::ServeInFiber(std::move(handler)), std::move(hooks));
+}
+
 int RunServer(ConnectionHandler handler, handoff::AppHooks hooks) {
 #ifdef NDEBUG
   // Debian builds abseil without NDEBUG, so every absl::Mutex::Lock also

@@ -17,6 +17,7 @@
 #ifndef BATON_APP_SERVER_MAIN_H_
 #define BATON_APP_SERVER_MAIN_H_
 
+#include "baton/fiber/connection.h"
 #include "baton/handoff/supervisor.h"
 #include "baton/net/server.h"
 
@@ -29,6 +30,11 @@ void ParseFlags(int argc, char** argv, const char* usage);
 
 // Serves until stopped or handed over; returns the exit code.
 int RunServer(ConnectionHandler handler, handoff::AppHooks hooks = {});
+// The same with a blocking-style handler run in a stackful fiber per
+// connection (baton/fiber/): its connections are moved by a handoff like
+// any other. (A distinct name: std::function<void(Connection&)> would also
+// accept a coroutine handler, and the overload would be ambiguous.)
+int RunFiberServer(fiber::FiberHandler handler, handoff::AppHooks hooks = {});
 
 // For handlers that report statistics: the supervisor of this process.
 const handoff::Supervisor* CurrentSupervisor();

@@ -25,6 +25,7 @@
 //     }
 //   }
 //   return baton::app::RunServer(baton::fiber::ServeInFiber(Echo));
+//   // or, the same: baton::app::RunFiberServer(Echo);
 #ifndef BATON_FIBER_CONNECTION_H_
 #define BATON_FIBER_CONNECTION_H_
 

@@ -426,7 +426,9 @@ TEST_F(AdminTest, ConnectionsMatchTheKernelAndTheClients) {
     // Echo: every byte in was sent, is queued, or is not consumed yet.
     EXPECT_EQ(in, out + U(o, "unsent_outbound") + U(o, "unconsumed_inbound"));
     if (port == stuffer_port) {
-      EXPECT_GT(U(o, "unsent_outbound"), 0u);
+      // Its unsent bytes were seen above; by this second look the kernel
+      // may have taken them (a send completed when the client's window
+      // opened a little), so only what cannot change is checked here.
       EXPECT_LE(in, stuffed);
       continue;
     }

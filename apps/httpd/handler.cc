@@ -11,10 +11,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
+#include "baton/app/server_main.h"
 #include "baton/handoff/supervisor.h"
 #include "baton/runtime/log.h"
 #include "baton/runtime/timer.h"
-#include "baton/app/server_main.h"
 
 namespace baton::httpd {
 namespace {

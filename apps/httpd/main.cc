@@ -9,8 +9,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
-#include "baton/runtime/log.h"
 #include "baton/app/server_main.h"
+#include "baton/runtime/log.h"
 #include "httpd/handler.h"
 
 ABSL_FLAG(size_t, max_header_bytes, 8 * 1024,

@@ -178,7 +178,8 @@ class SystemdTest : public ::testing::Test {
   NotifySocket notify_;
 };
 
-TEST_F(SystemdTest, NotifiesEveryStateChangeInOrderAndServesTheActivatedSocket) {
+TEST_F(SystemdTest,
+       NotifiesEveryStateChangeInOrderAndServesTheActivatedSocket) {
   ASSERT_TRUE(notify_.ok());
   const uint32_t seed = TestSeed(7300);
   SCOPED_TRACE(SeedTrace(seed));

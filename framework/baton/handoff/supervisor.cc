@@ -615,8 +615,8 @@ Task<absl::Status> Supervisor::Transfer(Channel& channel, Child& child,
   frozen->clear();
   co_await server_.Abandon();
   SetStats(stats);
-  HandoffRecord done = CompletedRecord(HandoffRecord::Role::kParent,
-                                       child.pid, stats);
+  HandoffRecord done =
+      CompletedRecord(HandoffRecord::Role::kParent, child.pid, stats);
   done.ready = t_ready - t_start;
   done.freeze = t_frozen - t_ready;
   done.transfer = t_acked - t_frozen;

@@ -534,18 +534,25 @@ absl::Status ServerProcess::Start() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<RestartResult> ServerProcess::Restart(int signo) {
-  const pid_t old = pid_;
-  if (old <= 0 || Exited(old)) {
+absl::StatusOr<pid_t> ServerProcess::SignalServing(int signo) {
+  const pid_t pid = pid_;
+  if (pid <= 0 || Exited(pid)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("no serving process (pid ", old, ")"));
+        absl::StrCat("no serving process (pid ", pid, ")"));
   }
+  if (kill(pid, signo) != 0) {
+    return absl::ErrnoToStatus(errno,
+                               absl::StrCat("kill(", pid, ", ", signo, ")"));
+  }
+  return pid;
+}
+
+absl::StatusOr<RestartResult> ServerProcess::Restart(int signo) {
   size_t lines_before = LogLines().size();
   const absl::Time t0 = absl::Now();
-  if (kill(old, signo) != 0) {
-    return absl::ErrnoToStatus(errno,
-                               absl::StrCat("kill(", old, ", ", signo, ")"));
-  }
+  absl::StatusOr<pid_t> signalled = SignalServing(signo);
+  if (!signalled.ok()) return signalled.status();
+  const pid_t old = *signalled;
   RestartResult result;
   result.old_pid = old;
   std::string failure;
@@ -626,15 +633,10 @@ absl::StatusOr<RestartResult> ServerProcess::Restart(int signo) {
 }
 
 absl::StatusOr<std::string> ServerProcess::RestartExpectRollback() {
-  const pid_t old = pid_;
-  if (old <= 0 || Exited(old)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("no serving process (pid ", old, ")"));
-  }
   size_t lines_before = LogLines().size();
-  if (kill(old, SIGUSR2) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("kill(", old, ", SIGUSR2)"));
-  }
+  absl::StatusOr<pid_t> signalled = SignalServing(SIGUSR2);
+  if (!signalled.ok()) return signalled.status();
+  const pid_t old = *signalled;
   std::string rollback, failure;
   bool done = WaitFor(
       [&] {
@@ -678,15 +680,10 @@ absl::StatusOr<std::string> ServerProcess::RestartExpectRollback() {
 }
 
 absl::StatusOr<pid_t> ServerProcess::RestartParentKilled() {
-  const pid_t old = pid_;
-  if (old <= 0 || Exited(old)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("no serving process (pid ", old, ")"));
-  }
   size_t lines_before = LogLines().size();
-  if (kill(old, SIGUSR2) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("kill(", old, ", SIGUSR2)"));
-  }
+  absl::StatusOr<pid_t> signalled = SignalServing(SIGUSR2);
+  if (!signalled.ok()) return signalled.status();
+  const pid_t old = *signalled;
   pid_t orphan = 0;
   bool done = WaitFor(
       [&] {
@@ -726,14 +723,9 @@ absl::StatusOr<pid_t> ServerProcess::RestartParentKilled() {
 }
 
 absl::StatusOr<int> ServerProcess::Stop() {
-  const pid_t pid = pid_;
-  if (pid <= 0 || Exited(pid)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("no serving process (pid ", pid, ")"));
-  }
-  if (kill(pid, SIGTERM) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("kill(", pid, ", SIGTERM)"));
-  }
+  absl::StatusOr<pid_t> signalled = SignalServing(SIGTERM);
+  if (!signalled.ok()) return signalled.status();
+  const pid_t pid = *signalled;
   if (!WaitFor([&] { return Exited(pid); }, {pid})) {
     return absl::DeadlineExceededError(absl::StrCat(
         "pid ", pid, " still running ", absl::FormatDuration(options_.timeout),

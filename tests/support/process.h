@@ -210,6 +210,9 @@ class ServerProcess {
   std::string LogTail(size_t n = 30) const;
 
  private:
+  // Sends `signo` to the serving process; its pid, or an error if none
+  // serves.
+  absl::StatusOr<pid_t> SignalServing(int signo);
   // Whether `pid` has exited (reaps it when it is our child and records
   // its status).
   bool Exited(pid_t pid);
